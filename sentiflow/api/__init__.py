@@ -1,0 +1,1 @@
+"""The Quart REST API, its request/response schemas and the introspection console."""

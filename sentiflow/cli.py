@@ -1,0 +1,26 @@
+"""The ``sentiflow`` command line: one entry point for every operation.
+
+Each command lives in the module of its subsystem and is registered here, so ``cli`` itself
+stays a table of contents. click is used rather than argparse for composable subcommands and
+tested invocation (``CliRunner``).
+"""
+
+from __future__ import annotations
+
+import click
+
+from sentiflow import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sentiflow")
+def main() -> None:
+    """sentiflow: real-time multilingual sentiment pipeline."""
+
+
+def _register() -> None:
+    """Attach subcommands; imported lazily so ``sentiflow --help`` stays fast."""
+    # Subsystems add their commands below, one line each.
+
+
+_register()

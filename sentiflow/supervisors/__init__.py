@@ -1,0 +1,1 @@
+"""Erlang/OTP-style supervisors: child specs, strategies, restart types and intensity."""
