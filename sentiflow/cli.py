@@ -20,7 +20,13 @@ def main() -> None:
 
 def _register() -> None:
     """Attach subcommands; imported lazily so ``sentiflow --help`` stays fast."""
-    # Subsystems add their commands below, one line each.
+    # Subsystems add their commands below.
+    from sentiflow import node_commands
+    from sentiflow.config.commands import config_group
+
+    for command in (config_group, node_commands.run, node_commands.classify,
+                    node_commands.replay):
+        main.add_command(command)
 
 
 _register()

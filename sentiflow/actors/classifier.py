@@ -1,0 +1,103 @@
+"""Classifier: the micro-batching fast tier, one actor per device (each GPU, or the CPU).
+
+It collects submissions until ``max_batch`` posts or ``max_wait`` after the first, whichever
+comes first (``max_wait == 0``: natural batching, flush whenever the mailbox runs dry), runs the
+model in a worker thread so the event loop keeps serving the API while a batch computes, and
+sends the probabilities to the Router. Realtime submissions overtake others twice: in the
+mailbox's priority lane and at the front of each flushed batch.
+
+The observed batch sizes and inference times are published in the actor's snapshot
+(``batch_size`` and ``inference_s`` histograms) for introspection and /metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import anyio
+import numpy as np
+
+from sentiflow.actors.batching import FlushTick, MicroBatch
+from sentiflow.actors.messages import PipelineError, Scored, Submission
+from sentiflow.models.base import SentimentBackend
+from sentiflow.runtime import SIZE_BOUNDS, Actor, ActorRef, Priority
+
+#: Returns the backend to use now; a callable so that a promoted model can be swapped in.
+BackendSource = Callable[[], SentimentBackend]
+
+
+class Classifier(Actor[Submission | FlushTick]):
+    def __init__(self, backend: BackendSource, router_path: str, *, max_batch: int,
+                 max_wait_s: float) -> None:
+        self._backend = backend
+        self._router_path = router_path
+        self._batch: MicroBatch[Submission] = MicroBatch(max_batch, max_wait_s)
+        self._router: ActorRef[Scored] | None = None
+
+    async def started(self) -> None:
+        self._router = self.context.lookup(self._router_path)
+        self._sizes = self.context.metrics.histogram("batch_size", SIZE_BOUNDS)
+        self._inference = self.context.metrics.histogram("inference_s")
+        self._posts = self.context.metrics.counter("posts")
+
+    async def receive(self, message: Submission | FlushTick) -> None:
+        batch = self._batch
+        if isinstance(message, FlushTick):
+            if batch.due(message):
+                await self._flush()
+            return
+        opened = batch.add(message, len(message.posts))
+        if batch.full or (batch.max_wait == 0 and self.context.ref.mailbox_depth == 0):
+            await self._flush()
+        elif opened and batch.max_wait > 0:
+            self.context.start_soon(self._tick, batch.generation)
+
+    async def _tick(self, generation: int) -> None:
+        await anyio.sleep(self._batch.max_wait)
+        await self.context.ref.tell(FlushTick(generation), priority=Priority.REALTIME)
+
+    async def _flush(self) -> None:
+        await self._flush_submissions(self._batch.take())
+
+    async def _flush_submissions(self, taken: list[Submission]) -> None:
+        """Score ``taken`` in chunks of at most ``max_batch`` posts, realtime first. If a chunk
+        fails, every submission not yet scored is answered with a PipelineError before the
+        error propagates (crashing the actor): they left the mailbox, so nobody else will."""
+        submissions = sorted(taken, key=lambda s: s.lane)  # stable: FIFO within a lane
+        start = 0
+        while start < len(submissions):
+            end, size = start, 0
+            while end < len(submissions) and size < self._batch.max_items:
+                size += len(submissions[end].posts)
+                end += 1
+            try:
+                await self._score(submissions[start:end])
+            except Exception as exc:
+                for sub in submissions[start:]:
+                    sub.reply.fail(PipelineError(f"classifier failed: {exc!r}"))
+                raise
+            start = end
+
+    async def _score(self, chunk: list[Submission]) -> None:
+        backend = self._backend()
+        texts = [p.request.text for s in chunk for p in s.posts]
+        languages = [p.language for s in chunk for p in s.posts]
+        started = time.perf_counter()
+        probabilities = await anyio.to_thread.run_sync(backend.predict_proba, texts, languages)
+        self._inference.observe(time.perf_counter() - started)
+        self._sizes.observe(len(texts))
+        self._posts.inc(len(texts))
+        assert self._router is not None
+        lane = min(s.lane for s in chunk)
+        await self._router.tell(
+            Scored(submissions=tuple(chunk), probabilities=np.asarray(probabilities),
+                   model_name=backend.name, model_version=backend.version, lane=lane),
+            priority=lane)
+
+    async def stopped(self) -> None:
+        """Score what was collected but not yet flushed (an orderly stop drains; the router
+        stops after the classifiers). After a crash this is best effort: whatever cannot be
+        scored is answered with a PipelineError by ``_flush_submissions``."""
+        if len(self._batch):
+            await self._flush()

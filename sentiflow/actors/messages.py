@@ -1,0 +1,78 @@
+"""Messages between the pipeline's stages.
+
+Every stage receives and sends *groups* of posts, never single posts, so per-message runtime
+overhead is paid once per group. A :class:`Submission` is the unit of completion: the posts that
+were submitted together (one API request, one chunk of a batch job, one Kafka poll) and the
+:class:`~sentiflow.runtime.DeferredReply` that the last stage completes, after the durable write,
+with their results in submission order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from sentiflow.runtime import DeferredReply, Priority
+from sentiflow.stores.records import ClassificationRequest, ClassificationResult
+
+#: API / record priorities -> mailbox lanes: realtime overtakes standard overtakes batch.
+LANE: dict[str, Priority] = {
+    "realtime": Priority.REALTIME,
+    "standard": Priority.NORMAL,
+    "batch": Priority.BATCH,
+}
+
+
+class PipelineError(RuntimeError):
+    """A submission could not be completed (a stage crashed on it, storage failed, the node
+    is stopping). The posts were not classified; the caller may retry them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    request: ClassificationRequest
+    #: ``time.perf_counter()`` when the node accepted the post (latency_ms is measured from it).
+    accepted_at: float
+    #: Resolved language: the caller's code, the detector's guess, or "und". "" before detection.
+    language: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    posts: tuple[Post, ...]
+    #: Completed with ``tuple[ClassificationResult, ...]`` (posts order) or a PipelineError.
+    reply: DeferredReply
+    lane: Priority = Priority.NORMAL
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Classifier -> Router: one model call's output for several submissions."""
+
+    submissions: tuple[Submission, ...]
+    #: ``(total posts, 3)`` calibrated probabilities, rows in submissions/posts order.
+    probabilities: npt.NDArray[np.float32]
+    model_name: str
+    model_version: str
+    lane: Priority = Priority.NORMAL
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """Router -> ResultSink: final results; ``results[i]`` aligns with
+    ``submissions[i].posts``."""
+
+    submissions: tuple[Submission, ...]
+    results: tuple[tuple[ClassificationResult, ...], ...]
+    lane: Priority = Priority.NORMAL
+
+
+def replies_of(message: object) -> tuple[DeferredReply, ...]:
+    """The replies a pipeline message carries (for failing them when the message is lost)."""
+    if isinstance(message, Submission):
+        return (message.reply,)
+    if isinstance(message, Scored | Routed):
+        return tuple(s.reply for s in message.submissions)
+    return ()

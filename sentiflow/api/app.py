@@ -1,0 +1,198 @@
+"""The Quart application: the REST API of a running :class:`~sentiflow.node.Node`.
+
+Every error is a JSON ``{error, detail}`` body with a 4xx/5xx status, never an HTML page or a
+hang: bad JSON 400, failed validation 422, too large 413, unknown route 404, missing key 401,
+rate limited 429 (+ Retry-After), aspects 501 (until the aspect step exists), saturation or a
+pipeline failure 503 (+ Retry-After).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, cast
+
+from pydantic import ValidationError
+from quart import Quart, Response, g, request
+from werkzeug.exceptions import HTTPException
+
+from sentiflow.actors.messages import LANE, PipelineError
+from sentiflow.api.metrics import CONTENT_TYPE, ApiMetrics
+from sentiflow.api.openapi import openapi_document
+from sentiflow.api.schemas import (
+    BatchAccepted,
+    BatchRequest,
+    BatchStatus,
+    ClassifyRequest,
+    ClassifyResponse,
+    ErrorBody,
+    ValidationLimits,
+    error_body,
+)
+from sentiflow.api.security import (
+    ApiKeyChecker,
+    InvalidAPIKeyError,
+    SsrfPolicy,
+    TokenBucketLimiter,
+    WebhookURLRefusedError,
+    check_webhook_url,
+    extract_api_key,
+)
+from sentiflow.node import Node
+from sentiflow.runtime import MailboxFull
+from sentiflow.stores.records import BatchJob, utcnow
+
+JSON = dict[str, Any]
+
+
+class ApiError(Exception):
+    """Raised by handlers; rendered as ``{error, detail}`` with ``status``."""
+
+    def __init__(self, status: int, error: str, detail: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.error, self.detail = status, error, detail
+        self.headers = headers or {}
+
+
+def _body(error: str, detail: str) -> JSON:
+    return ErrorBody(error=error, detail=detail).model_dump()
+
+
+def create_app(node: Node) -> Quart:
+    settings = node.settings
+    api = settings.api
+    app = Quart("sentiflow")
+    app.config["MAX_CONTENT_LENGTH"] = api.max_body_bytes
+    limits = ValidationLimits.from_settings(api)
+    keys = ApiKeyChecker.from_settings(api)
+    limiter = TokenBucketLimiter.from_settings(api)
+    ssrf = SsrfPolicy.from_settings(settings.webhook)
+    metrics = ApiMetrics(node.snapshot)
+    retry_after = {"Retry-After": str(api.retry_after_s)}
+    openapi = openapi_document()
+
+    async def parse(model: type[ClassifyRequest] | type[BatchRequest]) -> Any:
+        raw = await request.get_data(as_text=False)
+        try:
+            return model.model_validate_json(raw, context=limits)
+        except ValidationError as exc:
+            invalid_json = any(e["type"] == "json_invalid" for e in exc.errors())
+            body = error_body(exc, "invalid_json" if invalid_json else "invalid_request")
+            raise ApiError(400 if invalid_json else 422, body.error, body.detail) from None
+
+    @app.before_request
+    async def guard() -> None:
+        g.started = time.perf_counter()
+        if not request.path.startswith("/api/"):
+            return
+        try:
+            identity = keys.authenticate(extract_api_key(cast(Mapping[str, str], request.headers)))
+        except InvalidAPIKeyError as exc:
+            raise ApiError(401, "unauthorized", str(exc),
+                           {"WWW-Authenticate": 'Bearer realm="sentiflow"'}) from None
+        decision = limiter.acquire(identity)
+        if not decision.allowed:
+            raise ApiError(429, "rate_limited", "too many requests for this API key",
+                           {"Retry-After": decision.retry_after_header})
+
+    @app.after_request
+    async def count(response: Response) -> Response:
+        started: float | None = g.get("started")
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics.requests.labels(route, str(response.status_code)).inc()
+        if started is not None:
+            metrics.latency.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    @app.errorhandler(ApiError)
+    async def api_error(exc: ApiError) -> tuple[JSON, int, dict[str, str]]:
+        return _body(exc.error, exc.detail), exc.status, exc.headers
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> tuple[JSON, int]:
+        code = exc.code or 500
+        name = (exc.name or "error").lower().replace(" ", "_")
+        return _body(name, exc.description or name), code
+
+    @app.post("/api/classify")
+    async def classify() -> tuple[JSON, int]:
+        req: ClassifyRequest = await parse(ClassifyRequest)
+        if req.aspects:
+            raise ApiError(501, "not_implemented",
+                           "aspect-based sentiment is not available on this node yet; "
+                           "send aspects=false")
+        try:
+            results = await node.entry.classify(
+                [req.to_request(priority=req.priority, received_at=utcnow())],
+                lane=LANE[req.priority], timeout=api.request_timeout_s,
+                offer_timeout=api.enqueue_timeout_s)
+        except MailboxFull:
+            raise ApiError(503, "saturated", "the node is at capacity; retry later",
+                           retry_after) from None
+        except PipelineError as exc:
+            raise ApiError(503, "unavailable", str(exc), retry_after) from None
+        return ClassifyResponse.from_result(results[0]).model_dump(mode="json"), 200
+
+    @app.post("/api/classify/batch")
+    async def classify_batch() -> tuple[JSON, int]:
+        req: BatchRequest = await parse(BatchRequest)
+        if any(item.aspects for item in req.items):
+            raise ApiError(501, "not_implemented",
+                           "aspect-based sentiment is not available on this node yet")
+        if req.webhook_url is not None:
+            if settings.webhook.secret is None:
+                raise ApiError(422, "webhooks_disabled",
+                               "this node has no webhook.secret configured; omit webhook_url "
+                               "and poll GET /api/batches/{id}")
+            try:
+                await check_webhook_url(req.webhook_url, ssrf)
+            except WebhookURLRefusedError as exc:
+                raise ApiError(422, "webhook_refused", exc.detail) from None
+        batch_id = str(uuid.uuid4())
+        received = utcnow()
+        requests = [item.to_request(priority=req.priority, received_at=received)
+                    for item in req.items]
+        job = BatchJob(batch_id=batch_id, count=len(requests), priority=req.priority,
+                       webhook_url=req.webhook_url)
+        estimate = node.estimate_completion_ms(len(requests))
+        await node.store.create_batch(job, requests)
+        await node.start_batch(batch_id)
+        return BatchAccepted(batch_id=batch_id, count=len(requests),
+                             estimated_completion_ms=estimate).model_dump(mode="json"), 202
+
+    @app.get("/api/batches/<batch_id>")
+    async def get_batch(batch_id: str) -> tuple[JSON, int]:
+        view = await node.store.get_batch(batch_id)
+        if view is None:
+            raise ApiError(404, "not_found", f"no batch {batch_id!r}")
+        return BatchStatus.from_view(view).model_dump(mode="json"), 200
+
+    @app.get("/api/results/<request_id>")
+    async def get_result(request_id: str) -> tuple[JSON, int]:
+        record = await node.store.get_result(request_id)
+        if record is None:
+            raise ApiError(404, "not_found", f"no result for request_id {request_id!r}")
+        return ClassifyResponse.from_result(record.result).model_dump(mode="json"), 200
+
+    @app.get("/healthz")
+    async def healthz() -> tuple[JSON, int]:
+        return {"status": "alive"}, 200
+
+    @app.get("/readyz")
+    async def readyz() -> tuple[JSON, int]:
+        ready = node.ready
+        return ({"status": "ready" if ready else "not_ready", "model": node.model.name,
+                 "model_version": node.model.version, "devices": list(node.model.devices)},
+                200 if ready else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), status=200, content_type=CONTENT_TYPE)
+
+    @app.get("/openapi.json")
+    async def openapi_json() -> tuple[JSON, int]:
+        return openapi, 200
+
+    return app

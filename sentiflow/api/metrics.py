@@ -1,0 +1,97 @@
+"""Prometheus exposition of the actor tree (``GET /metrics``).
+
+A custom collector reads one introspection snapshot per scrape, so the hot path pays nothing
+for metrics beyond the runtime's own counters: per-actor mailbox depth and capacity, messages
+processed, restarts, processing-time histograms, and each actor's custom metrics (the
+classifier's batch sizes, the sink's write times). HTTP request counts and latencies come from
+prometheus_client's own instruments, registered on the same (non-global) registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from sentiflow.runtime import ActorSnapshot, HistogramSnapshot, SystemSnapshot
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _metric_name(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_").lower()
+
+
+def _buckets(h: HistogramSnapshot) -> list[tuple[str, float]]:
+    return [("+Inf" if b == float("inf") else repr(b), float(n)) for b, n in h.cumulative()]
+
+
+class ActorTreeCollector(Collector):
+    def __init__(self, snapshot: Callable[[], SystemSnapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._snapshot()
+        depth = GaugeMetricFamily("sentiflow_actor_mailbox_depth", "Messages waiting",
+                                  labels=["path"])
+        capacity = GaugeMetricFamily("sentiflow_actor_mailbox_capacity", "Mailbox bound",
+                                     labels=["path"])
+        processed = CounterMetricFamily("sentiflow_actor_messages_processed",
+                                        "Messages processed", labels=["path"])
+        restarts = CounterMetricFamily("sentiflow_actor_restarts", "Restarts",
+                                       labels=["path"])
+        up = GaugeMetricFamily("sentiflow_actor_running", "1 when the actor is running",
+                               labels=["path", "state"])
+        timing = HistogramMetricFamily("sentiflow_actor_processing_seconds",
+                                       "Time in receive() per message", labels=["path"])
+        custom: dict[str, Any] = {}
+        for node in snap.walk():
+            if not isinstance(node, ActorSnapshot):
+                restarts.add_metric([node.path], node.restarts)
+                continue
+            labels = [node.path]
+            depth.add_metric(labels, node.mailbox_depth)
+            capacity.add_metric(labels, node.mailbox_capacity)
+            processed.add_metric(labels, node.processed)
+            restarts.add_metric(labels, node.restarts)
+            up.add_metric([node.path, str(node.state)], 1.0 if node.state == "running" else 0.0)
+            timing.add_metric(labels, _buckets(node.processing_time),
+                              node.processing_time.sum)
+            for key, value in node.metrics.items():
+                name = f"sentiflow_actor_{_metric_name(key)}"
+                if isinstance(value, HistogramSnapshot):
+                    family = custom.setdefault(name, HistogramMetricFamily(
+                        name, f"Actor metric {key}", labels=["path"]))
+                    family.add_metric(labels, _buckets(value), value.sum)
+                else:
+                    family = custom.setdefault(name, CounterMetricFamily(
+                        name, f"Actor metric {key}", labels=["path"]))
+                    family.add_metric(labels, value)
+        dead = CounterMetricFamily("sentiflow_dead_letters", "Messages dead-lettered")
+        dead.add_metric([], snap.dead_letters)
+        yield from (depth, capacity, processed, restarts, up, timing, dead, *custom.values())
+
+
+class ApiMetrics:
+    """The node's registry: the actor tree plus HTTP instruments."""
+
+    def __init__(self, snapshot: Callable[[], SystemSnapshot]) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(ActorTreeCollector(snapshot))
+        self.requests = Counter("sentiflow_http_requests", "HTTP requests",
+                                ["route", "status"], registry=self.registry)
+        self.latency = Histogram("sentiflow_http_request_seconds", "HTTP request latency",
+                                 ["route"], registry=self.registry,
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1,
+                                          2.5, 5, 10))
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,490 @@
+"""Typed node settings: one TOML file plus ``SENTIFLOW_*`` environment overrides.
+
+Precedence, highest first: environment (``SENTIFLOW_<SECTION>__<KEY>``, e.g.
+``SENTIFLOW_ROUTER__THRESHOLD=0.8``; lists and dicts as JSON) > the TOML file (``--config`` or
+``SENTIFLOW_CONFIG``) > the defaults below. ``SENTIFLOW_HOME`` and ``SENTIFLOW_DATA_DIR`` are
+accepted as aliases of ``node.home`` / ``node.data_dir`` so that :mod:`sentiflow.config.paths` and
+the settings agree.
+
+Everything is validated once, at start, by :func:`load_settings`; any problem becomes a
+:class:`~sentiflow.config.errors.ConfigError` whose lines name the key (``router.threshold: must
+be in [0, 1]``). Unknown keys are rejected (a typo must not silently fall back to a default).
+Settings objects are frozen: the running node reads them, never mutates them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import socket
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
+
+from sentiflow.config.errors import ConfigError
+from sentiflow.config.paths import REPO_ROOT
+
+ENV_PREFIX = "SENTIFLOW_"
+ENV_NESTED_DELIMITER = "__"
+#: Environment variable naming the TOML file when ``--config`` is not given.
+CONFIG_ENV_VAR = "SENTIFLOW_CONFIG"
+#: Short aliases kept for :mod:`sentiflow.config.paths` compatibility.
+ENV_ALIASES: Mapping[str, str] = {
+    "SENTIFLOW_HOME": "SENTIFLOW_NODE__HOME",
+    "SENTIFLOW_DATA_DIR": "SENTIFLOW_NODE__DATA_DIR",
+}
+MASK = "**********"
+
+
+def _unit_interval(value: float) -> float:
+    if not 0.0 <= value <= 1.0:  # also rejects NaN
+        raise ValueError("must be in [0, 1]")
+    return value
+
+
+Probability = Annotated[float, AfterValidator(_unit_interval)]
+"""A float in [0, 1] (thresholds, confidences)."""
+
+PositiveInt = Annotated[int, Field(ge=1)]
+FiniteNonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+FinitePositive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+MailboxSize = Annotated[int, Field(ge=1, le=10_000_000)]
+
+_LANG_RE = re.compile(r"^[a-z]{2}$")
+_DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
+
+
+class _Section(BaseModel):
+    """Base of every settings section: unknown keys rejected, values frozen after loading."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeSettings(_Section):
+    """Identity and filesystem locations of this node."""
+
+    name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
+    #: Trained models, embedded stores and other state (``var/`` in the repo by default).
+    home: Path = REPO_ROOT / "var"
+    #: Labelled data, read in place (``../shared/data`` next to the repo by default).
+    data_dir: Path = REPO_ROOT.parent / "shared" / "data"
+
+
+class ApiSettings(_Section):
+    """The REST API: where it listens, what it accepts, who may call it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_text_chars: PositiveInt = 5000
+    max_batch_items: PositiveInt = 1000
+    #: Largest request body accepted; bigger bodies get 413 before parsing.
+    max_body_bytes: PositiveInt = 16 * 1024 * 1024
+    #: Accepted API keys; empty means the API is open (no 401s).
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    #: Token-bucket refill per API key (requests/second); 0 disables rate limiting.
+    rate_limit_per_second: FiniteNonNegative = 100.0
+    #: Token-bucket capacity per API key (requests allowed in a burst).
+    rate_limit_burst: PositiveInt = 200
+    #: Upper bound on one classify request end to end; past it the API answers 503.
+    request_timeout_s: FinitePositive = 10.0
+    #: How long a request may wait for mailbox space before the API answers 503.
+    enqueue_timeout_s: FiniteNonNegative = 0.1
+    #: Value of the ``Retry-After`` header on 503 / 429 answers.
+    retry_after_s: PositiveInt = 1
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_not_blank(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for key in keys:
+            if len(key.get_secret_value().strip()) < 8:
+                raise ValueError("every API key must have at least 8 non-blank characters")
+        return keys
+
+
+class WebhookSettings(_Section):
+    """Delivery of batch results to caller-supplied URLs (signed, retried, SSRF-guarded)."""
+
+    #: HMAC-SHA256 key for ``X-Sentiflow-Signature``; webhooks are refused while unset.
+    secret: SecretStr | None = None
+    #: Hosts (names or IP literals) allowed even if they resolve to private/loopback addresses.
+    allow_hosts: list[str] = Field(default_factory=list)
+    #: Networks (CIDR) allowed even if private, e.g. ``["10.20.0.0/16"]``.
+    allow_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    #: Results per POST.
+    chunk_size: int = Field(default=100, ge=1, le=10_000)
+    #: Attempts per chunk (first try included) before giving up.
+    max_attempts: int = Field(default=6, ge=1, le=100)
+    backoff_initial_s: FinitePositive = 0.5
+    backoff_max_s: FinitePositive = 60.0
+    #: Per-attempt HTTP timeout (connect + read).
+    timeout_s: FinitePositive = 10.0
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _normalise_hosts(cls, hosts: list[str]) -> list[str]:
+        out = [h.strip().lower().strip("[]") for h in hosts]
+        if any(not h for h in out):
+            raise ValueError("host names must not be empty")
+        return out
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> WebhookSettings:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        return self
+
+
+class ClassifierSettings(_Section):
+    """The micro-batching fast-tier classifier (one actor per device)."""
+
+    #: ``"default"`` (the embedded model) or a Hugging Face checkpoint id / local path.
+    model: str = Field(default="default", min_length=1)
+    #: ``"auto"`` (each visible CUDA device, else the CPU) or a list such as ``["cuda:0"]``.
+    devices: Literal["auto"] | list[str] = "auto"
+    max_batch: int = Field(default=64, ge=1, le=4096)
+    max_wait_ms: float = Field(default=5.0, ge=0, le=10_000, allow_inf_nan=False)
+    mailbox_size: MailboxSize = 4096
+
+    @field_validator("devices")
+    @classmethod
+    def _known_devices(cls, devices: Literal["auto"] | list[str]) -> Literal["auto"] | list[str]:
+        if devices == "auto":
+            return devices
+        if not devices:
+            raise ValueError('must be "auto" or a non-empty list of devices')
+        for device in devices:
+            if not _DEVICE_RE.match(device):
+                raise ValueError(f'unknown device {device!r} (use "cpu", "cuda", "cuda:N")')
+        return devices
+
+
+class RouterSettings(_Section):
+    """Confidence routing: below the threshold a post goes to the LLM / review tier."""
+
+    threshold: Probability = 0.75
+    #: Per-language overrides, ISO-639-1 code -> threshold.
+    per_language: dict[str, Probability] = Field(default_factory=dict)
+    mailbox_size: MailboxSize = 4096
+
+    @field_validator("per_language")
+    @classmethod
+    def _language_codes(cls, table: dict[str, float]) -> dict[str, float]:
+        for code in table:
+            if not _LANG_RE.match(code):
+                raise ValueError(f"{code!r} is not a lower-case ISO-639-1 code")
+        return table
+
+    def threshold_for(self, language: str) -> float:
+        """The threshold that applies to ``language`` (its override, else the global one)."""
+        return self.per_language.get(language, self.threshold)
+
+
+class LanguageSettings(_Section):
+    """The language-detector pool."""
+
+    pool_size: int = Field(default=2, ge=1, le=256)
+    mailbox_size: MailboxSize = 4096
+
+
+class StorageSettings(_Section):
+    """Where results and trends go; the URL scheme picks the backend.
+
+    Relative ``sqlite:///`` / ``chdb:///`` paths are resolved against ``node.home`` at load time,
+    so after :func:`load_settings` the URLs are absolute.
+    """
+
+    results_url: str = "sqlite:///results.db"
+    trends_url: str = "chdb:///trends"
+    #: SQLite durability: FULL fsyncs every commit (survives power loss), NORMAL only
+    #: survives process crashes. See docs/node-foundations.md.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
+    #: The result writer flushes at this many results or after ``writer_max_wait_ms``.
+    writer_max_batch: int = Field(default=512, ge=1, le=100_000)
+    writer_max_wait_ms: float = Field(default=20.0, ge=0, le=60_000, allow_inf_nan=False)
+    writer_mailbox_size: MailboxSize = 8192
+
+    @field_validator("results_url")
+    @classmethod
+    def _results_scheme(cls, url: str) -> str:
+        return _check_scheme(url, ("sqlite", "postgresql", "postgres"))
+
+    @field_validator("trends_url")
+    @classmethod
+    def _trends_scheme(cls, url: str) -> str:
+        return _check_scheme(url, ("chdb", "clickhouse", "http", "https"))
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+def _check_scheme(url: str, allowed: tuple[str, ...]) -> str:
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme not in allowed:
+        raise ValueError(f"URL must start with one of {', '.join(s + '://' for s in allowed)}")
+    return url
+
+
+def _resolve_file_url(url: str, home: Path) -> str:
+    """``sqlite:///rel.db`` -> ``sqlite:////<home>/rel.db``; absolute and in-memory URLs kept."""
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("sqlite", "chdb") or not rest.startswith("/"):
+        return url
+    path = rest[1:]
+    if path in ("", ":memory:") or path.startswith("/"):
+        return url
+    return f"{scheme}:///{(home / path).resolve()}"  # absolute: four slashes
+
+
+class Settings(BaseSettings):
+    """The whole node's configuration. Build it with :func:`load_settings`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        case_sensitive=False,
+        extra="forbid",
+        frozen=True,
+    )
+
+    node: NodeSettings = Field(default_factory=NodeSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    router: RouterSettings = Field(default_factory=RouterSettings)
+    language: LanguageSettings = Field(default_factory=LanguageSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+
+    @model_validator(mode="after")
+    def _absolute_store_urls(self) -> Settings:
+        home = self.node.home.expanduser()
+        storage = self.storage.model_copy(
+            update={
+                "results_url": _resolve_file_url(self.storage.results_url, home),
+                "trends_url": _resolve_file_url(self.storage.trends_url, home),
+            }
+        )
+        object.__setattr__(self, "storage", storage)  # frozen model: set once, during validation
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment (the mapping given to :func:`load_settings`) first, then the TOML data
+        (passed as init kwargs), then defaults. No dotenv / secrets-dir sources."""
+        environ = _ENVIRON.get()
+        if environ is None:
+            return env_settings, init_settings
+        return _MappingEnvSource(settings_cls, environ), init_settings
+
+    def masked_dump(self) -> dict[str, Any]:
+        """The effective configuration as JSON-compatible data with every secret masked.
+
+        This is what ``sentiflow config show`` prints; it never contains a secret value.
+        """
+        data: dict[str, Any] = self.model_dump(mode="json")
+        # SecretStr already serialises as "**********" in JSON mode; re-mask defensively so a
+        # future field typed as plain str with "secret"/"key" in its name cannot leak.
+        masked: dict[str, Any] = _mask_tree(data)
+        return masked
+
+
+def _mask_tree(node: Any, key: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: _mask_tree(v, k) for k, v in node.items()}
+    secretish = any(word in key for word in ("secret", "password", "api_keys", "token"))
+    if isinstance(node, list):
+        return [MASK if secretish else _mask_tree(v) for v in node]
+    if secretish and node is not None:
+        return MASK
+    return node
+
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("sentiflow_settings_environ",
+                                                            default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The stock environment source reading an explicit mapping instead of ``os.environ``
+    (so tests and tools can load settings for an environment that is not the process's)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty,
+                              self.env_parse_none_str)
+
+
+@contextmanager
+def _environ_scope(environ: Mapping[str, str]) -> Iterator[None]:
+    token = _ENVIRON.set(environ)
+    try:
+        yield
+    finally:
+        _ENVIRON.reset(token)
+
+
+def _with_aliases(env: Mapping[str, str]) -> dict[str, str]:
+    upper = {k.upper(): v for k, v in env.items() if k.upper().startswith(ENV_PREFIX)}
+    for alias, target in ENV_ALIASES.items():
+        if alias in upper and target not in upper:
+            upper[target] = upper[alias]
+    for alias in (*ENV_ALIASES, CONFIG_ENV_VAR):
+        upper.pop(alias, None)
+    return upper
+
+
+def config_path_from(path: Path | None, env: Mapping[str, str]) -> Path | None:
+    """The TOML file to read: ``path`` if given, else ``$SENTIFLOW_CONFIG``, else none."""
+    if path is not None:
+        return path
+    named = env.get(CONFIG_ENV_VAR)
+    return Path(named).expanduser() if named else None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse ``path``; a missing file or a syntax error is a :class:`ConfigError`."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"config file not found: {path}"], source=str(path)) from None
+    except OSError as exc:
+        raise ConfigError([f"cannot read config file: {exc}"], source=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"TOML syntax error: {exc}"], source=str(path)) from exc
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Load and validate the node's settings.
+
+    ``path`` is the TOML file (``--config``); when ``None``, ``$SENTIFLOW_CONFIG`` names it, and
+    with neither only defaults and environment apply. ``env`` defaults to ``os.environ``.
+    Raises :class:`ConfigError` naming each bad key.
+    """
+    environ: Mapping[str, str] = os.environ if env is None else env
+    toml_path = config_path_from(path, environ)
+    file_data = read_toml(toml_path) if toml_path is not None else {}
+    scoped_env = _with_aliases(environ)
+    try:
+        with _environ_scope(scoped_env):
+            return Settings(**file_data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, scoped_env),
+                          source=str(toml_path) if toml_path else None) from None
+
+
+_SECRET_KEYS = ("secret", "api_keys")
+
+
+def format_validation_error(exc: ValidationError, env: Mapping[str, str]) -> list[str]:
+    """One ``"dotted.key: reason"`` line per problem, naming the env variable when it was the
+    source and never echoing a secret's value."""
+    lines: list[str] = []
+    for err in exc.errors(include_url=False):
+        parts = [str(p) for p in err["loc"] if not (isinstance(p, str) and "[" in p)]
+        key = ".".join(parts) or "<root>"
+        reason = _reason(err)
+        if not any(s in key for s in _SECRET_KEYS) and err["type"] not in ("missing",):
+            shown = err.get("input")
+            if not isinstance(shown, dict | list) and shown is not None:
+                reason += f" (got {shown!r})"
+        env_name = ENV_PREFIX + ENV_NESTED_DELIMITER.join(p.upper() for p in parts[:2])
+        if parts and env_name in env:
+            reason += f" [from {env_name}]"
+        lines.append(f"{key}: {reason}")
+    return lines
+
+
+def _reason(err: Any) -> str:
+    kind: str = err["type"]
+    ctx: dict[str, Any] = err.get("ctx") or {}
+    simple = {
+        "extra_forbidden": "unknown key",
+        "missing": "required",
+        "int_parsing": "must be an integer",
+        "int_type": "must be an integer",
+        "int_from_float": "must be an integer",
+        "float_parsing": "must be a number",
+        "float_type": "must be a number",
+        "finite_number": "must be a finite number",
+        "bool_parsing": "must be true or false",
+        "bool_type": "must be true or false",
+        "string_type": "must be a string",
+        "list_type": "must be a list",
+        "dict_type": "must be a table",
+        "model_type": "must be a table",
+    }
+    if kind in simple:
+        return simple[kind]
+    bounds = {"greater_than_equal": ">=", "less_than_equal": "<=", "greater_than": ">",
+              "less_than": "<"}
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "?")
+        if isinstance(limit, float) and math.isfinite(limit) and limit.is_integer():
+            limit = int(limit)
+        return f"must be {bounds[kind]} {limit}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', '?')}"
+    if kind in ("string_too_short", "too_short"):
+        return f"must have at least {ctx.get('min_length', '?')} item(s)/character(s)"
+    msg: str = err["msg"]
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+__all__ = [
+    "CONFIG_ENV_VAR",
+    "ApiSettings",
+    "ClassifierSettings",
+    "ConfigError",
+    "LanguageSettings",
+    "LoggingSettings",
+    "NodeSettings",
+    "Probability",
+    "RouterSettings",
+    "Settings",
+    "StorageSettings",
+    "WebhookSettings",
+    "config_path_from",
+    "format_validation_error",
+    "load_settings",
+    "read_toml",
+]

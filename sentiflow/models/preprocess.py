@@ -1,0 +1,122 @@
+"""Text validation and normalisation shared by training and serving.
+
+The embedded model sees exactly the text this module produces, whether the text comes from a
+training CSV or from the API, so the two can never drift apart. Normalisation is done on a whole
+batch at once (texts joined by a NUL separator, each regular expression run once) because the
+per-call overhead of ``re`` dominates on short posts; NUL can be used as the separator because
+validation rejects it in user text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from typing import Final
+
+from sentiflow.models.errors import EmptyTextError, InvalidEncodingError, TextTooLongError
+
+#: Default upper bound on the length of one text, in characters (configurable per call).
+DEFAULT_MAX_LENGTH: Final = 5000
+
+#: Placeholders that replace user mentions and links (the UMSAB corpus uses the same two).
+USER_TOKEN: Final = "@user"
+URL_TOKEN: Final = "http"
+
+_SEP: Final = "\x00"
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# C0/C1 control characters other than tab, newline and carriage return, plus U+FFFD (what a
+# lossy decoder leaves behind for bytes it could not decode).
+_JUNK = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
+#: Share of junk characters above which a text is treated as binary data, not text.
+JUNK_SHARE_LIMIT: Final = 0.1
+
+_ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
+_URL = re.compile(r"(?:https?://|www\.)[^\s\x00]+|\bhttps?\b", re.IGNORECASE)
+_MENTION = re.compile(r"@\w+")
+_REPEAT = re.compile(r"(\S)\1{2,}")
+_SPACE = re.compile(r"[^\S\x00]+")
+# Letters/digits of any script count as "has language content" for the language detector.
+_WORDISH = re.compile(r"[^\W\d_]")
+
+
+def validate_text(text: object, max_length: int = DEFAULT_MAX_LENGTH) -> str:
+    """Return ``text`` unchanged if it can be classified, else raise an ``InputError`` subtype.
+
+    Rejects: non-strings and empty / whitespace-only text (:class:`EmptyTextError`), text
+    longer than ``max_length`` characters (:class:`TextTooLongError`), lone UTF-16 surrogates,
+    NUL characters and binary junk (:class:`InvalidEncodingError`).
+    """
+    if not isinstance(text, str):
+        raise InvalidEncodingError(f"expected a str, got {type(text).__name__}")
+    if len(text) > max_length:
+        raise TextTooLongError(f"text has {len(text)} characters, the limit is {max_length}")
+    if "\x00" in text:
+        raise InvalidEncodingError("text contains a NUL character")
+    if _SURROGATE.search(text):
+        raise InvalidEncodingError("text contains a lone UTF-16 surrogate (invalid UTF-8)")
+    if not text.strip():
+        raise EmptyTextError("text is empty")
+    junk = len(_JUNK.findall(text))
+    if junk and junk > JUNK_SHARE_LIMIT * len(text):
+        raise InvalidEncodingError(
+            f"{junk} of {len(text)} characters are control characters or undecodable bytes"
+        )
+    return text
+
+
+def validate_batch(texts: Sequence[object], max_length: int = DEFAULT_MAX_LENGTH) -> list[str]:
+    """:func:`validate_text` over a batch; the error names the index of the first bad text."""
+    out: list[str] = []
+    for i, text in enumerate(texts):
+        try:
+            out.append(validate_text(text, max_length))
+        except (EmptyTextError, TextTooLongError, InvalidEncodingError) as exc:
+            raise type(exc)(f"text #{i}: {exc.detail}") from None
+    return out
+
+
+def _unescape(match: re.Match[str]) -> str:
+    code = int(match.group(1), 16)
+    # Surrogate halves cannot stand alone; leave them escaped rather than create invalid text.
+    return match.group(0) if 0xD800 <= code <= 0xDFFF else chr(code)
+
+
+def _normalize_joined(joined: str) -> str:
+    if "\\u" in joined:  # literal \uXXXX left by double JSON encoding upstream
+        joined = _ESCAPED.sub(_unescape, joined)
+    joined = _JUNK.sub(" ", joined)
+    joined = _URL.sub(f" {URL_TOKEN} ", joined)
+    joined = _MENTION.sub(USER_TOKEN, joined)
+    joined = _REPEAT.sub(r"\1\1", joined)
+    return _SPACE.sub(" ", joined)
+
+
+def normalize_batch(texts: Sequence[str]) -> list[str]:
+    """The model's view of each text: NFKC, placeholders for links and mentions, runs of one
+    character squeezed to two ("soooo" -> "soo", emoji runs too), whitespace collapsed,
+    lower-cased. Emoji and punctuation are kept: they carry sentiment.
+
+    Texts are expected to have passed :func:`validate_text` (no NUL inside).
+    """
+    if not texts:
+        return []
+    joined = unicodedata.normalize("NFKC", _SEP.join(texts))
+    joined = _normalize_joined(joined).lower().replace("\u2019", "'")
+    parts = joined.split(_SEP)
+    return [p.strip() for p in parts]
+
+
+def normalize_text(text: str) -> str:
+    """:func:`normalize_batch` for one text."""
+    return normalize_batch([text])[0]
+
+
+def has_language_content(normalized: str) -> bool:
+    """True when a normalised text holds at least one letter outside the placeholders.
+
+    Emoji-only posts, bare links or mentions and numbers carry no evidence of a language.
+    """
+    rest = normalized.replace(USER_TOKEN, " ").replace(URL_TOKEN, " ")
+    return _WORDISH.search(rest) is not None

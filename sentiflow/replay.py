@@ -1,0 +1,143 @@
+"""``sentiflow replay FILE``: stream a JSONL or CSV file of posts through a node as if it came
+from a topic, with backpressure, a progress bar and a summary.
+
+Each line (JSONL: an object with ClassificationRequest fields; CSV: a header with at least
+``text``) is validated like an API request. Invalid lines are never skipped silently: each
+becomes a dead-letter record (line number, error, raw line) in ``<FILE>.deadletter.jsonl``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from sentiflow.actors.messages import LANE
+from sentiflow.api.schemas import ClassifyRequest, ValidationLimits, error_body
+from sentiflow.node import Node
+from sentiflow.runtime import DeferredReply
+from sentiflow.stores.records import ClassificationRequest, ClassificationResult, utcnow
+
+
+@dataclass
+class ReplaySummary:
+    read: int = 0
+    classified: int = 0
+    dead_lettered: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    sentiments: Counter[str] = field(default_factory=Counter)
+    languages: Counter[str] = field(default_factory=Counter)
+    needs_review: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms)
+
+        def pct(q: float) -> float:
+            return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+
+        return {"read": self.read, "classified": self.classified,
+                "dead_lettered": self.dead_lettered, "failed": self.failed,
+                "seconds": round(self.seconds, 3),
+                "posts_per_s": round(self.classified / self.seconds, 1) if self.seconds else 0,
+                "latency_ms_p50": round(pct(0.50), 2), "latency_ms_p95": round(pct(0.95), 2),
+                "needs_review": self.needs_review, "sentiments": dict(self.sentiments),
+                "languages": dict(self.languages.most_common())}
+
+
+def _records(path: Path) -> Iterator[tuple[int, str, Any]]:
+    """(line number, raw text, parsed object or an Exception) per record of the file."""
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8", errors="surrogateescape") as fh:
+            reader = csv.DictReader(fh)
+            for number, row in enumerate(reader, start=2):
+                raw = io.StringIO()
+                csv.writer(raw).writerow(row.values())
+                yield number, raw.getvalue().rstrip("\r\n"), {
+                    k: v for k, v in row.items() if k in ClassifyRequest.model_fields and v}
+        return
+    with path.open(encoding="utf-8", errors="surrogateescape") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, line.rstrip("\n"), json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, line.rstrip("\n"), exc
+
+
+async def replay(node: Node, path: Path, *, source: str = "replay", in_flight: int = 16,
+                 progress: bool = True) -> ReplaySummary:
+    summary = ReplaySummary()
+    limits = ValidationLimits.from_settings(node.settings.api)
+    chunk_size = node.settings.classifier.max_batch
+    dead_path = path.with_name(path.name + ".deadletter.jsonl")
+    slots = anyio.Semaphore(in_flight)
+    bar = tqdm(desc="replay", unit="post", disable=not progress)
+    started = time.perf_counter()
+
+    async def settle(chunk: list[ClassificationRequest], reply: DeferredReply) -> None:
+        try:
+            results: tuple[ClassificationResult, ...] = await reply.wait()
+        except Exception:
+            summary.failed += len(chunk)
+        else:
+            summary.classified += len(results)
+            for r in results:
+                summary.sentiments[r.sentiment] += 1
+                summary.languages[r.language_detected] += 1
+                summary.needs_review += r.needs_review
+                summary.latencies_ms.append(r.latency_ms)
+        finally:
+            bar.update(len(chunk))
+            slots.release()
+
+    with dead_path.open("w", encoding="utf-8") as dead:
+        async with anyio.create_task_group() as tg:
+            chunk: list[ClassificationRequest] = []
+
+            async def flush() -> None:
+                await slots.acquire()
+                reply = await node.entry.submit(chunk, lane=LANE["batch"])  # backpressure
+                tg.start_soon(settle, list(chunk), reply)
+                chunk.clear()
+
+            for number, raw, obj in _records(path):
+                summary.read += 1
+                try:
+                    if isinstance(obj, Exception):
+                        raise obj
+                    if isinstance(obj, dict):
+                        obj.setdefault("source", source)
+                        obj.setdefault("request_id", f"replay-{uuid.uuid4()}")
+                    req = ClassifyRequest.model_validate(obj, context=limits)
+                except (ValidationError, json.JSONDecodeError) as exc:
+                    detail = (error_body(exc).detail if isinstance(exc, ValidationError)
+                              else f"invalid JSON: {exc}")
+                    dead.write(json.dumps({"line": number, "error": detail, "raw": raw},
+                                          ensure_ascii=False) + "\n")
+                    summary.dead_lettered += 1
+                    bar.update(1)
+                    continue
+                chunk.append(req.to_request(priority="batch", received_at=utcnow()))
+                if len(chunk) >= chunk_size:
+                    await flush()
+            if chunk:
+                await flush()
+    summary.seconds = time.perf_counter() - started
+    bar.close()
+    if not summary.dead_lettered:
+        dead_path.unlink(missing_ok=True)
+    return summary

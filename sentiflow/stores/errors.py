@@ -1,0 +1,32 @@
+"""Error types of the storage layer.
+
+Writers raise these (never a driver's own exception), so the actors above can decide what to do
+(retry, back off, stop the node) by type, whatever backend is configured.
+"""
+
+from __future__ import annotations
+
+
+class StorageError(RuntimeError):
+    """A storage operation failed; the transaction was rolled back and nothing was half-written."""
+
+
+class StorageFullError(StorageError):
+    """The store ran out of space (disk full or a configured size cap). Retrying after space is
+    freed is safe: writes are idempotent on ``request_id``."""
+
+
+class StorageClosedError(StorageError):
+    """The store was used after :meth:`close`."""
+
+
+class UnsupportedStoreURLError(StorageError):
+    """The configured ``storage.results_url`` names a backend this build cannot open."""
+
+
+class BatchNotFoundError(LookupError):
+    """No batch job with that id."""
+
+
+class DuplicateBatchError(ValueError):
+    """A batch job with that id already exists."""
