@@ -120,7 +120,7 @@ def load_backends(settings: Settings) -> tuple[list[BackendSource], ModelInfo]:
     checkpoint on each configured (or each visible CUDA) device."""
     model = settings.classifier.model
     if model == "default":
-        from sentiflow.models.default_model import load_or_train_default
+        from sentiflow.models.training import load_or_train_default
 
         backend: SentimentBackend = load_or_train_default(
             settings.node.home / "models", settings.node.data_dir, progress=True)

@@ -75,7 +75,7 @@ class BatchRunner:
         error message if a chunk kept failing (its posts stay pending in the store)."""
         lane = LANE[job.priority]
         chunks = [pending[i:i + self.chunk_size] for i in range(0, len(pending), self.chunk_size)]
-        limiter = anyio.CapacityLimiter(self.in_flight_chunks)
+        slots = anyio.Semaphore(self.in_flight_chunks)
         failure: list[str] = []
         progress = [done]
 
@@ -94,11 +94,11 @@ class BatchRunner:
                 progress[0] += len(chunk)
                 await self.store.update_batch_progress(job.batch_id, done=progress[0])
             finally:
-                limiter.release_on_behalf_of(chunk)
+                slots.release()
 
         async with anyio.create_task_group() as tg:
             for chunk in chunks:
-                await limiter.acquire_on_behalf_of(chunk)
+                await slots.acquire()
                 reply = await self.entry.submit(chunk, lane=lane)  # waits for room
                 tg.start_soon(one, chunk, reply)
         return failure[0] if failure else None

@@ -12,19 +12,23 @@ The observed batch sizes and inference times are published in the actor's snapsh
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 import anyio
 import numpy as np
+import numpy.typing as npt
 
 from sentiflow.actors.batching import FlushTick, MicroBatch
-from sentiflow.actors.messages import PipelineError, Scored, Submission
+from sentiflow.actors.messages import PipelineError, Scored, Submission, UnprocessablePostError
 from sentiflow.models.base import SentimentBackend
 from sentiflow.runtime import SIZE_BOUNDS, Actor, ActorRef, Priority
 
 #: Returns the backend to use now; a callable so that a promoted model can be swapped in.
 BackendSource = Callable[[], SentimentBackend]
+
+log = logging.getLogger("sentiflow.actors.classifier")
 
 
 class Classifier(Actor[Submission | FlushTick]):
@@ -40,6 +44,7 @@ class Classifier(Actor[Submission | FlushTick]):
         self._sizes = self.context.metrics.histogram("batch_size", SIZE_BOUNDS)
         self._inference = self.context.metrics.histogram("inference_s")
         self._posts = self.context.metrics.counter("posts")
+        self._poison = self.context.metrics.counter("unprocessable")
 
     async def receive(self, message: Submission | FlushTick) -> None:
         batch = self._batch
@@ -81,19 +86,47 @@ class Classifier(Actor[Submission | FlushTick]):
 
     async def _score(self, chunk: list[Submission]) -> None:
         backend = self._backend()
-        texts = [p.request.text for s in chunk for p in s.posts]
-        languages = [p.language for s in chunk for p in s.posts]
+        scored, probabilities = await self._predict_isolating(backend, chunk)
+        if not scored:
+            return
+        assert self._router is not None
+        lane = min(s.lane for s in scored)
+        await self._router.tell(
+            Scored(submissions=tuple(scored), probabilities=np.concatenate(probabilities),
+                   model_name=backend.name, model_version=backend.version, lane=lane),
+            priority=lane)
+
+    async def _predict_isolating(
+            self, backend: SentimentBackend, subs: list[Submission],
+    ) -> tuple[list[Submission], list[npt.NDArray[np.float32]]]:
+        """Predict ``subs``; if the model raises, bisect to find the submissions it fails on,
+        answer those with UnprocessablePostError and score the rest. If no part succeeds
+        (more than one submission and all fail) the fault is the model's, not the input's:
+        re-raise, and the supervisor restarts this actor."""
+        texts = [p.request.text for s in subs for p in s.posts]
+        languages = [p.language for s in subs for p in s.posts]
         started = time.perf_counter()
-        probabilities = await anyio.to_thread.run_sync(backend.predict_proba, texts, languages)
+        try:
+            probabilities = await anyio.to_thread.run_sync(backend.predict_proba, texts,
+                                                           languages)
+        except Exception as exc:
+            if len(subs) == 1:
+                self._poison.inc()
+                log.warning("%s: model failed on submission %s: %r", self.context.path,
+                            [p.request.request_id for p in subs[0].posts][:5], exc)
+                subs[0].reply.fail(UnprocessablePostError(f"the model failed on this input: "
+                                                          f"{exc!r}"))
+                return [], []
+            mid = len(subs) // 2
+            left, left_p = await self._predict_isolating(backend, subs[:mid])
+            right, right_p = await self._predict_isolating(backend, subs[mid:])
+            if not left and not right:
+                raise
+            return left + right, left_p + right_p
         self._inference.observe(time.perf_counter() - started)
         self._sizes.observe(len(texts))
         self._posts.inc(len(texts))
-        assert self._router is not None
-        lane = min(s.lane for s in chunk)
-        await self._router.tell(
-            Scored(submissions=tuple(chunk), probabilities=np.asarray(probabilities),
-                   model_name=backend.name, model_version=backend.version, lane=lane),
-            priority=lane)
+        return subs, [np.asarray(probabilities, dtype=np.float32)]
 
     async def stopped(self) -> None:
         """Score what was collected but not yet flushed (an orderly stop drains; the router

@@ -42,7 +42,7 @@ class PipelineEntry:
         write with their results in order. Raises ``MailboxFull`` when ``offer_timeout`` runs
         out, ``PipelineError`` when the pipeline is stopping."""
         accepted = time.perf_counter()
-        reply = DeferredReply()
+        reply = DeferredReply.waitable()
         submission = Submission(posts=tuple(Post(r, accepted) for r in requests), reply=reply,
                                 lane=lane)
         target = least_loaded(self._detectors())

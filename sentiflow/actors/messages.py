@@ -30,6 +30,11 @@ class PipelineError(RuntimeError):
     is stopping). The posts were not classified; the caller may retry them."""
 
 
+class UnprocessablePostError(PipelineError):
+    """The model raised on this submission alone (found by bisecting a failed batch): the
+    input, not the node, is the problem, so retrying it elsewhere would fail the same way."""
+
+
 @dataclass(frozen=True, slots=True)
 class Post:
     request: ClassificationRequest

@@ -33,3 +33,11 @@ class InvalidEncodingError(InputError):
 
 class ModelNotFoundError(LookupError):
     """No model artifact at the configured location (train one with ``sentiflow train``)."""
+
+
+class VersionExistsError(FileExistsError):
+    """A model version with this id already exists; pass ``force`` or choose a new id."""
+
+
+class ArtifactError(ValueError):
+    """A model artifact on disk is incomplete or inconsistent (wrong shapes, bad metadata)."""

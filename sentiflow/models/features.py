@@ -169,10 +169,10 @@ class HashedNgramFeaturizer:
     def fit_idf(self, texts: Sequence[str], languages: Sequence[str] | None = None) -> None:
         """Set smoothed idf, ``log((1 + n) / (1 + df)) + 1``, from a training corpus."""
         self.idf = None
-        occ = self.occurrences(texts, languages)
-        pairs = np.unique(occ.doc * self.n_features + occ.index)
-        df = np.bincount(pairs % self.n_features, minlength=self.n_features)
-        self.idf = (np.log((1.0 + occ.n_docs) / (1.0 + df)) + 1.0).astype(np.float32)
+        counts = self.transform(texts, languages)  # duplicates summed: one entry per (doc, f)
+        df = np.bincount(counts.indices, minlength=self.n_features)
+        n = counts.shape[0]
+        self.idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
 
     def transform(self, texts: Sequence[str], languages: Sequence[str] | None = None
                   ) -> sp.csr_matrix:

@@ -30,6 +30,15 @@ class DeferredReply:
         self._deferred = False  # the actor took over answering (defer_reply)
         self._owner: set[DeferredReply] | None = None
 
+    @classmethod
+    def waitable(cls) -> DeferredReply:
+        """A reply someone will ``wait()`` for, created outside ``ask`` (e.g. a submission
+        that travels through several stages and is completed by the last). Must be called
+        on the event loop that will wait for it."""
+        from sentiflow.runtime.mailbox import native_event_factory
+
+        return cls(native_event_factory()())
+
     @property
     def done(self) -> bool:
         """True once a reply or an error was delivered (or for a tell, always)."""

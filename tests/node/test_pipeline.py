@@ -1,0 +1,201 @@
+"""The actor pipeline end to end (no HTTP): detection, micro-batching, routing, durable
+writes, priority, crashes and storage failures. Both anyio backends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import anyio
+import pytest
+
+from sentiflow.actors.messages import LANE, PipelineError, UnprocessablePostError
+from sentiflow.config.settings import Settings
+from sentiflow.config.tree import SINK, classifier_path
+from sentiflow.models.langid import LanguageDetector
+from sentiflow.node import Node, open_node
+from sentiflow.runtime import ActorSnapshot, HistogramSnapshot, MailboxFull
+from sentiflow.stores.records import ClassificationRequest
+from tests.node.backends import LexiconBackend
+
+pytestmark = pytest.mark.anyio
+
+TEXTS = {
+    "en": "I love this phone, it is great and the screen is excellent",
+    "de": "Das ist wirklich schlecht, ich bin sehr enttäuscht von dem Produkt",
+    "es": "El servicio fue horrible y la comida muy mala, no vuelvo nunca",
+    "fr": "Le produit est génial, je suis très content de mon achat",
+}
+
+
+def req(text: str, rid: str, language: str = "auto", priority: str = "standard"
+        ) -> ClassificationRequest:
+    return ClassificationRequest(request_id=rid, text=text, language=language,
+                                 priority=priority)  # type: ignore[arg-type]
+
+
+def actor(node_snapshot: object, path: str) -> ActorSnapshot:
+    assert isinstance(node_snapshot, ActorSnapshot), path
+    return node_snapshot
+
+
+async def test_classifies_detects_language_and_stores(
+        make_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
+    backend = LexiconBackend()
+    async with open_node(make_settings(), backends=[backend], detector=detector) as node:
+        requests = [req(t, f"r-{lang}") for lang, t in TEXTS.items()]
+        results = await node.entry.classify(requests, lane=LANE["standard"], timeout=5)
+        assert [r.request_id for r in results] == [r.request_id for r in requests]
+        by_id = {r.request_id: r for r in results}
+        assert {k: by_id[f"r-{k}"].language_detected for k in TEXTS} == {k: k for k in TEXTS}
+        assert by_id["r-en"].sentiment == "positive"
+        assert by_id["r-de"].sentiment == "negative"
+        assert all(r.latency_ms > 0 and r.model_used == "lexicon:t1" for r in results)
+        stored = await node.store.get_result("r-es")
+        assert stored is not None
+        assert stored.result.sentiment == "negative"
+        # explicit language wins over detection
+        (forced,) = await node.entry.classify([req(TEXTS["en"], "x", language="it")],
+                                              lane=LANE["realtime"], timeout=5)
+        assert forced.language_detected == "it"
+
+
+async def test_low_confidence_is_flagged_for_review(
+        make_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
+    async with open_node(make_settings(ROUTER__PER_LANGUAGE='{"fr": 0.9}'),
+                         backends=[LexiconBackend()], detector=detector) as node:
+        unsure, sure, fr = await node.entry.classify(
+            [req("a table and a chair in the room", "u"), req(TEXTS["en"], "s"),
+             req(TEXTS["fr"], "f")], lane=LANE["standard"], timeout=5)
+        assert unsure.needs_review
+        assert unsure.confidence < 0.75
+        assert not sure.needs_review
+        assert fr.needs_review  # 0.8 is under the French override of 0.9
+
+
+async def test_concurrent_posts_are_micro_batched(
+        make_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
+    backend = LexiconBackend()
+    settings = make_settings(CLASSIFIER__MAX_BATCH="16", CLASSIFIER__MAX_WAIT_MS="20")
+    async with open_node(settings, backends=[backend], detector=detector) as node:
+        async with anyio.create_task_group() as tg:
+            for i in range(100):
+                tg.start_soon(partial(node.entry.classify, [req(f"great post {i}", f"p{i}")],
+                                      lane=LANE["standard"], timeout=5))
+        sizes = actor(node.snapshot().find(classifier_path(0)), "classifier").metrics[
+            "batch_size"]
+        assert isinstance(sizes, HistogramSnapshot)
+        assert sizes.sum == 100
+        assert sizes.count < 30, f"100 single posts took {sizes.count} model calls"
+        assert max(len(c) for c in backend.calls) <= 16
+
+
+async def test_realtime_overtakes_batch_priority(
+        make_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
+    backend = LexiconBackend()
+    settings = make_settings(CLASSIFIER__MAX_BATCH="4", CLASSIFIER__MAX_WAIT_MS="0")
+    async with open_node(settings, backends=[backend], detector=detector) as node:
+        backend.gate.clear()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(partial(node.entry.classify, [req("first good", "first")],
+                                  lane=LANE["batch"], timeout=5))
+            await anyio.to_thread.run_sync(backend.entered.wait)  # the model is now busy
+            for i in range(8):
+                tg.start_soon(partial(node.entry.classify, [req(f"batch good {i}", f"b{i}")],
+                                      lane=LANE["batch"], timeout=5))
+            await anyio.sleep(0.1)
+            tg.start_soon(partial(node.entry.classify, [req("urgent good", "rt")],
+                                  lane=LANE["realtime"], timeout=5))
+            await anyio.sleep(0.1)
+            backend.gate.set()
+        order = [t for call in backend.calls for t in call]
+        assert order.index("urgent good") < min(order.index(f"batch good {i}") for i in range(8))
+
+
+async def test_a_poison_post_fails_alone_and_the_rest_of_its_batch_is_classified(
+        make_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
+    backend = LexiconBackend(crash_marker="BOOM")
+    async with open_node(make_settings(CLASSIFIER__MAX_WAIT_MS="20"), backends=[backend],
+                         detector=detector) as node:
+        outcomes = await _sixty_concurrent(node, poison={17})
+        assert outcomes.pop("c17") == "unprocessable"
+        assert set(outcomes.values()) == {"ok"}
+        snap = actor(node.snapshot().find(classifier_path(0)), "classifier")
+        assert snap.restarts == 0
+        assert snap.metrics["unprocessable"] == 1
+        for rid in outcomes:  # what was answered ok is durable
+            assert await node.store.get_result(rid) is not None
+
+
+async def test_a_broken_model_answers_every_caller_and_the_classifier_restarts(
+        make_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
+    backend = LexiconBackend(crash_marker="good")  # every text below contains it
+    async with open_node(make_settings(CLASSIFIER__MAX_WAIT_MS="20"), backends=[backend],
+                         detector=detector) as node:
+        outcomes = await _sixty_concurrent(node, poison=set())
+        assert len(outcomes) == 60  # every request answered, none hung into the timeout
+        assert "ok" not in outcomes.values()
+        for _ in range(500):  # the restart completes shortly after the last answer
+            snap = actor(node.snapshot().find(classifier_path(0)), "classifier")
+            if snap.state == "running":
+                break
+            await anyio.sleep(0.01)
+        assert snap.state == "running"
+        assert snap.restarts >= 1
+        backend.crash_marker = None  # the model recovers: the restarted actor serves again
+        (after,) = await node.entry.classify([req("good again", "after")],
+                                             lane=LANE["standard"], timeout=5)
+        assert after.sentiment == "positive"
+
+
+async def _sixty_concurrent(node: Node, poison: set[int]) -> dict[str, str]:
+    outcomes: dict[str, str] = {}
+
+    async def one(i: int) -> None:
+        text = "BOOM" if i in poison else f"good text {i}"
+        try:
+            await node.entry.classify([req(text, f"c{i}")], lane=LANE["standard"], timeout=5)
+            outcomes[f"c{i}"] = "ok"
+        except UnprocessablePostError:
+            outcomes[f"c{i}"] = "unprocessable"
+        except PipelineError:
+            outcomes[f"c{i}"] = "error"
+
+    async with anyio.create_task_group() as tg:
+        for i in range(60):
+            tg.start_soon(one, i)
+    return outcomes
+
+
+async def test_storage_failure_fails_the_request_not_the_node(
+        make_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
+    async with open_node(make_settings(), backends=[LexiconBackend()], detector=detector) as node:
+        await node.store.close()  # every write now raises StorageClosedError
+        with pytest.raises(PipelineError, match="storage"):
+            await node.entry.classify([req("good", "s1")], lane=LANE["standard"], timeout=5)
+        sink = actor(node.snapshot().find(SINK), "sink")
+        assert sink.metrics["write_failures"] == 1
+        assert sink.restarts == 0
+
+
+async def test_full_mailboxes_refuse_offers_instead_of_queueing(
+        make_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
+    backend = LexiconBackend()
+    settings = make_settings(LANGUAGE__POOL_SIZE="1", LANGUAGE__MAILBOX_SIZE="2",
+                             CLASSIFIER__MAILBOX_SIZE="2", CLASSIFIER__MAX_BATCH="1",
+                             CLASSIFIER__MAX_WAIT_MS="0")
+    async with open_node(settings, backends=[backend], detector=detector) as node:
+        backend.gate.clear()
+        refused = 0
+        replies = []
+        for i in range(20):
+            try:
+                replies.append(await node.entry.submit([req("good", f"m{i}")],
+                                                       lane=LANE["standard"],
+                                                       offer_timeout=0.01))
+            except MailboxFull:
+                refused += 1
+        assert refused > 0
+        backend.gate.set()
+        for reply in replies:  # everything accepted is answered
+            assert len(await reply.wait()) == 1
