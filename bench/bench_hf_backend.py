@@ -18,8 +18,8 @@ posts from ``$SENTIFLOW_DATA_DIR/sentiment/*/test.csv`` when present, generated 
 token counts are close to a real tweet model's. Nothing is written to the repository but the
 JSON result.
 
-    python bench/bench_hf_backend.py                 # CPU, ~3 minutes on 2 cores
-    python bench/bench_hf_backend.py --device cuda   # fp16 on the first GPU
+    python -m bench.bench_hf_backend                  # CPU, 1 torch thread, ~2.5 minutes
+    python -m bench.bench_hf_backend --device cuda    # fp16 on the first GPU
 """
 
 from __future__ import annotations
@@ -37,12 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from bench._common import print_table, write_results
 from sentiflow.config.paths import data_dir
 from sentiflow.models.devices import resolve_device
 from sentiflow.models.hf_backend import HFBackend
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, write_results
 
 _WORDS = (
     "good", "bad", "great", "awful", "love", "hate", "movie", "game", "phone", "service", "today",
@@ -221,7 +219,7 @@ def main() -> None:
 
     print_table(f"HFBackend vs transformers.pipeline, texts/s ({device})", rows)
     path = write_results("hf_backend", {
-        "command": "python " + " ".join(sys.argv),
+        "command": "python -m bench.bench_hf_backend " + " ".join(sys.argv[1:]),
         "device": device,
         "dtype": "float16" if device.startswith("cuda") else "float32",
         "torch": torch.__version__,

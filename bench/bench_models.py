@@ -24,14 +24,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-from _common import percentile, print_table, write_results  # noqa: E402
+import numpy as np
 
-from sentiflow.config import paths  # noqa: E402
-from sentiflow.models.dataset import load_all  # noqa: E402
-from sentiflow.models.langid import LanguageDetector  # noqa: E402
-from sentiflow.models.preprocess import normalize_batch  # noqa: E402
-from sentiflow.models.training import load_or_train_default  # noqa: E402
+from bench._common import percentile, print_table, write_results
+from sentiflow.config import paths
+from sentiflow.models.dataset import load_all
+from sentiflow.models.langid import LanguageDetector
+from sentiflow.models.preprocess import normalize_batch
+from sentiflow.models.training import load_or_train_default
 
 BATCH = 64
 

@@ -27,6 +27,10 @@ def _register() -> None:
     for command in (config_group, node_commands.run, node_commands.classify,
                     node_commands.replay):
         main.add_command(command)
+    from sentiflow.models import cli_commands as models_cli
+
+    main.add_command(models_cli.train_command)
+    main.add_command(models_cli.eval_command)
 
 
 _register()

@@ -26,7 +26,8 @@ def softmax(scores: Floats) -> npt.NDArray[np.float32]:
     z = np.asarray(scores, dtype=np.float64)
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    out: npt.NDArray[np.float32] = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 def nll(probs: Floats, labels: npt.NDArray[np.int64]) -> float:
@@ -126,9 +127,10 @@ def fit_calibrator(scores: Floats, labels: npt.NDArray[np.int64],
         if len(hold_idx) < 30:
             kind = "temperature"
         else:
-            losses = {}
+            losses: dict[str, float] = {}
+            name: Literal["temperature", "vector"]
             for name in ("temperature", "vector"):
-                cal = fit_calibrator(s[fit_idx], y[fit_idx], name)  # type: ignore[arg-type]
+                cal = fit_calibrator(s[fit_idx], y[fit_idx], name)
                 losses[name] = nll(cal(s[hold_idx]), y[hold_idx])
             kind = "vector" if losses["vector"] < losses["temperature"] else "temperature"
     theta, _ = _fit(s, y, vector=(kind == "vector"))

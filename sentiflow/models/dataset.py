@@ -66,7 +66,7 @@ def _example(text: object, label: object, language: str, where: str) -> Example:
         raise DataError(f"{where}: empty text")
     if label not in LABELS:
         raise DataError(f"{where}: label {label!r} is not one of {LABELS}")
-    return Example(text, LABELS.index(label), language)  # type: ignore[arg-type]
+    return Example(text, LABELS.index(label), language)
 
 
 def sentiment_root(data_dir: Path) -> Path:

@@ -59,6 +59,7 @@ class EmbeddedLinearBackend:
         self.featurizer = featurizer
         self.weights = np.ascontiguousarray(weights, dtype=np.float32)
         self.bias = bias.astype(np.float32)
+        self._table = featurizer.score_table(self.weights)
         self.calibrator = calibrator
         self.model_version = version
         self._detector = detector
@@ -82,7 +83,7 @@ class EmbeddedLinearBackend:
                    ) -> npt.NDArray[np.float32]:
         """Uncalibrated linear scores for already-normalised texts."""
         occ = self.featurizer.occurrences(normalized, languages)
-        return self.featurizer.scores(occ, self.weights, self.bias)
+        return self.featurizer.scores(occ, self._table, self.bias)
 
     def predict_proba(self, texts: Sequence[str], languages: Sequence[str]) -> Probabilities:
         """Calibrated probabilities; an empty or ``und`` language is detected here."""

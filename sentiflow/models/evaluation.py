@@ -17,7 +17,7 @@ from sklearn.metrics import confusion_matrix, f1_score
 
 from sentiflow.models.base import LABELS, SentimentBackend
 from sentiflow.models.calibration import expected_calibration_error
-from sentiflow.models.dataset import Example, Split, load_split, languages
+from sentiflow.models.dataset import Example, Split, languages, load_split
 from sentiflow.models.langid import LanguageDetector
 from sentiflow.models.preprocess import normalize_batch
 

@@ -6,6 +6,10 @@ model id takes. Inference is built for throughput on small texts: tokenise once 
 sort by token length, run chunks of ``max_batch_size`` padded only to the longest text in the
 chunk, and put the rows back in the caller's order. On CUDA the weights run in fp16.
 
+Probabilities go through a :class:`~sentiflow.models.calibration.Calibrator` (temperature or
+vector scaling, fitted with :meth:`HFBackend.fit_calibration`) so the confidence can be compared
+with the routing threshold.
+
 The checkpoint's own ``id2label`` decides which output is which sentiment (see
 :func:`label_mapping_from_config`); a checkpoint whose labels cannot be read as
 negative / neutral / positive is refused at load time with :class:`LabelMappingError`.
@@ -24,12 +28,13 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from sentiflow.models.base import LABELS, Label, Probabilities
+from sentiflow.models.calibration import Calibrator, fit_calibrator
 from sentiflow.models.devices import resolve_device
 from sentiflow.models.errors import InvalidEncodingError, ModelNotFoundError
 
@@ -156,39 +161,6 @@ def _build(assigned: Mapping[int, Label], n: int, labels: Mapping[int, str]) -> 
     )
 
 
-def softmax(logits: npt.NDArray[np.float32], temperature: float = 1.0) -> npt.NDArray[np.float32]:
-    """Row-wise softmax of ``logits / temperature`` in float64, returned as float32."""
-    scaled = logits.astype(np.float64) / temperature
-    scaled -= scaled.max(axis=1, keepdims=True)
-    exp = np.exp(scaled)
-    probs: npt.NDArray[np.float32] = (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
-    return probs
-
-
-def fit_temperature_from_logits(
-    logits: npt.NDArray[np.float32], targets: npt.NDArray[np.int64]
-) -> float:
-    """Temperature ``T`` minimising the negative log-likelihood of ``softmax(logits / T)``.
-
-    Temperature scaling (Guo et al., 2017) keeps the argmax and only rescales the confidence,
-    which is what the routing threshold reads. One bounded scalar search over ``log T`` with
-    scipy: a dependency we already have, where a hand-written optimiser would buy nothing.
-    """
-    from scipy.optimize import minimize_scalar
-    from scipy.special import log_softmax
-
-    if logits.ndim != 2 or logits.shape[0] != targets.shape[0] or logits.shape[0] == 0:
-        raise ValueError("need a non-empty (n, k) logits matrix and n targets")
-    z = logits.astype(np.float64)
-    rows = np.arange(z.shape[0])
-
-    def nll(log_t: float) -> float:
-        return float(-log_softmax(z / math.exp(log_t), axis=1)[rows, targets].mean())
-
-    result = minimize_scalar(nll, bounds=(math.log(0.05), math.log(20.0)), method="bounded")
-    return float(math.exp(result.x))
-
-
 def _weights_digest(directory: Path) -> str | None:
     """sha256 over the weight files of a local checkpoint, or None when there are none."""
     files = sorted(
@@ -235,6 +207,7 @@ class HFBackend:
         max_length: int = 256,
         max_batch_size: int = 64,
         temperature: float = 1.0,
+        calibrator: Calibrator | None = None,
         dtype: str | None = None,
         label_map: Mapping[str, Label] | None = None,
         revision: str | None = None,
@@ -289,8 +262,13 @@ class HFBackend:
             n for n in tokenizer.model_input_names if n in accepted and n != "attention_mask"
         )
         self._preprocess = preprocess
-        self._temperature = 1.0
-        self.temperature = temperature
+        self._calibrator = Calibrator.identity(self._labels.n_model_labels)
+        if calibrator is None:
+            self.temperature = temperature
+        elif temperature != 1.0:
+            raise ValueError("give a temperature or a calibrator, not both")
+        else:
+            self.calibrator = calibrator
 
     # --- SentimentBackend -----------------------------------------------------------------
 
@@ -306,7 +284,7 @@ class HFBackend:
         """Temperature-scaled probabilities in :data:`LABELS` order, one row per text."""
         if len(languages) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(languages)} languages")
-        return self._labels.to_labels(softmax(self.logits(texts), self._temperature))
+        return self._labels.to_labels(self._calibrator(self.logits(texts)))
 
     # --- the rest -------------------------------------------------------------------------
 
@@ -328,14 +306,31 @@ class HFBackend:
         return self._labels
 
     @property
-    def temperature(self) -> float:
-        return self._temperature
+    def calibrator(self) -> Calibrator:
+        """Map from logits to probabilities (identity = plain softmax), in model output order."""
+        return self._calibrator
+
+    @calibrator.setter
+    def calibrator(self, value: Calibrator) -> None:
+        n = self._labels.n_model_labels
+        if len(value.scale) != n or len(value.offset) != n:
+            raise ValueError(f"calibrator has {len(value.scale)} columns, the model {n}")
+        self._calibrator = value
+
+    @property
+    def temperature(self) -> float | None:
+        """``T`` of ``softmax(logits / T)``; None when a vector-scaling calibrator is set."""
+        if self._calibrator.kind == "vector":
+            return None
+        return 1.0 / self._calibrator.scale[0]
 
     @temperature.setter
     def temperature(self, value: float) -> None:
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"temperature must be a positive finite number, got {value!r}")
-        self._temperature = float(value)
+        n = self._labels.n_model_labels
+        self._calibrator = (Calibrator.identity(n) if value == 1.0 else
+                            Calibrator("temperature", (1.0 / value,) * n, (0.0,) * n))
 
     def logits(self, texts: Sequence[str]) -> Logits:
         """Raw model scores ``(n, n_model_labels)`` in the caller's order (no temperature)."""
@@ -364,14 +359,19 @@ class HFBackend:
             out[chunk] = self._forward(columns, chunk, int(lengths[chunk].max()))
         return out
 
-    def fit_temperature(
-        self, texts: Sequence[str], labels: Sequence[Label | int]
-    ) -> float:
-        """Fit and set the temperature on held-out ``(texts, labels)``; returns it.
+    def fit_calibration(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[Label | int],
+        kind: Literal["auto", "temperature", "vector"] = "temperature",
+    ) -> Calibrator:
+        """Fit a calibrator on held-out ``(texts, labels)``, set it and return it.
 
+        Uses :func:`sentiflow.models.calibration.fit_calibrator`, the same fit as the embedded
+        model, so both tiers' confidences mean the same against the routing threshold.
         ``labels`` are sentiments or indices into :data:`LABELS`. Rows whose sentiment the
-        checkpoint cannot predict (neutral for a 2-label model) carry no information about its
-        temperature and are left out.
+        checkpoint cannot predict (neutral for a 2-label model) say nothing about its
+        calibration and are left out.
         """
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
@@ -386,10 +386,13 @@ class HFBackend:
                 targets.append(index)
                 keep.append(row)
         if not keep:
-            raise ValueError("no labelled row this checkpoint can predict: cannot fit temperature")
+            raise ValueError("no labelled row this checkpoint can predict: cannot calibrate")
         logits = self.logits([texts[row] for row in keep])
-        self.temperature = fit_temperature_from_logits(logits, np.asarray(targets, np.int64))
-        return self._temperature
+        fitted = fit_calibrator(logits, np.asarray(targets, np.int64), kind)
+        if fitted.kind == "temperature" and not fitted.scale[0] > 0:
+            raise ValueError("the model's scores run against the labels: no positive temperature")
+        self.calibrator = fitted
+        return fitted
 
     def _forward(
         self, columns: Mapping[str, Sequence[Sequence[int]]], chunk: npt.NDArray[np.int64],

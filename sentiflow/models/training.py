@@ -23,8 +23,12 @@ import numpy as np
 from tqdm import tqdm
 
 from sentiflow import __version__
-from sentiflow.models.calibration import Calibrator, expected_calibration_error, fit_calibrator, \
-    softmax
+from sentiflow.models.calibration import (
+    Calibrator,
+    expected_calibration_error,
+    fit_calibrator,
+    softmax,
+)
 from sentiflow.models.dataset import Example, fingerprint, load_all
 from sentiflow.models.embedded import MODEL_TYPE, EmbeddedLinearBackend, load_version
 from sentiflow.models.errors import ModelNotFoundError
@@ -96,7 +100,8 @@ def train_default(data_dir: Path, models_dir: Path, *, version_id: str | None = 
     """
     config = config or TrainConfig()
     vid = check_version_id(version_id) if version_id else new_version_id(MODEL_TYPE)
-    prepare_dir = (lambda: prepare_version_dir(models_dir, vid, force))
+    def prepare_dir() -> Path:
+        return (prepare_version_dir(models_dir, vid, force))
     # Fail early on an existing version, before spending a minute training.
     if (models_dir / vid).exists() and not force:
         prepare_dir()

@@ -20,15 +20,14 @@ import numpy.typing as npt
 import pytest
 
 from sentiflow.models.base import LABELS, SentimentBackend
+from sentiflow.models.calibration import Calibrator
 from sentiflow.models.devices import DeviceUnavailableError, cuda_devices, resolve_device
 from sentiflow.models.errors import InvalidEncodingError, ModelNotFoundError
 from sentiflow.models.hf_backend import (
     HFBackend,
     LabelMapping,
     LabelMappingError,
-    fit_temperature_from_logits,
     label_mapping_from_config,
-    softmax,
 )
 
 _CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -166,24 +165,6 @@ def test_mapping_to_labels_puts_zero_in_missing_neutral() -> None:
     np.testing.assert_allclose(mapping.to_labels(probs), [[0.1, 0.0, 0.9], [0.75, 0.0, 0.25]])
 
 
-# --- temperature fitting (no torch needed) --------------------------------------------------
-
-
-def test_fit_temperature_recovers_the_generating_temperature() -> None:
-    rng = np.random.default_rng(7)
-    logits = rng.normal(0, 3, size=(6000, 3)).astype(np.float32)
-    true_t = 2.5
-    probs = softmax(logits, true_t).astype(np.float64)
-    cumulative = probs.cumsum(axis=1)
-    targets = (rng.random((6000, 1)) > cumulative).sum(axis=1).astype(np.int64)
-    assert fit_temperature_from_logits(logits, targets) == pytest.approx(true_t, rel=0.1)
-
-
-def test_fit_temperature_refuses_empty_input() -> None:
-    with pytest.raises(ValueError, match="non-empty"):
-        fit_temperature_from_logits(np.zeros((0, 3), np.float32), np.zeros(0, np.int64))
-
-
 # --- devices --------------------------------------------------------------------------------
 
 
@@ -289,8 +270,10 @@ def test_unmappable_checkpoint_is_refused_at_load(checkpoints: dict[str, Path]) 
 def test_temperature_scales_logits(checkpoints: dict[str, Path], backend: HFBackend) -> None:
     logits = backend.logits(TEXTS)
     hot = HFBackend(checkpoints["base"], temperature=3.0)
+    assert hot.temperature == pytest.approx(3.0)
     hot_probs = hot.predict_proba(TEXTS, _langs(TEXTS))
-    np.testing.assert_allclose(hot_probs, softmax(logits, 3.0), atol=1e-6)
+    scaled = np.exp(logits.astype(np.float64) / 3.0)
+    np.testing.assert_allclose(hot_probs, scaled / scaled.sum(axis=1, keepdims=True), atol=1e-6)
     cold_probs = backend.predict_proba(TEXTS, _langs(TEXTS))
     assert np.all(hot_probs.max(axis=1) < cold_probs.max(axis=1))
     assert np.array_equal(hot_probs.argmax(axis=1), cold_probs.argmax(axis=1))
@@ -299,31 +282,55 @@ def test_temperature_scales_logits(checkpoints: dict[str, Path], backend: HFBack
             hot.temperature = bad
 
 
+def _nll(probs: npt.NDArray[np.float32], labels: list[int]) -> float:
+    return float(-np.log(probs[np.arange(len(labels)), labels]).mean())
+
+
 @pytest.mark.hf
-def test_fit_temperature_lowers_the_validation_nll(checkpoints: dict[str, Path]) -> None:
+@pytest.mark.parametrize("kind", ["temperature", "vector"])
+def test_fit_calibration_lowers_the_nll(checkpoints: dict[str, Path], kind: str) -> None:
     model = HFBackend(checkpoints["base"])
-    texts = TEXTS * 4
+    texts = TEXTS * 6
     # Labels the model gets right 3 times in 4: its confidence should move towards that.
     predicted = model.predict_proba(texts, _langs(texts)).argmax(axis=1)
-    labels: list[int] = [int(p) if i % 4 else int((p + 1) % 3) for i, p in enumerate(predicted)]
-
-    def nll(probs: npt.NDArray[np.float32]) -> float:
-        return float(-np.log(probs[np.arange(len(labels)), labels]).mean())
-
-    before = nll(model.predict_proba(texts, _langs(texts)))
-    fitted = model.fit_temperature(texts, labels)
-    assert model.temperature == fitted != 1.0
-    assert nll(model.predict_proba(texts, _langs(texts))) < before
+    labels = [int(p) if i % 4 else int((p + 1) % 3) for i, p in enumerate(predicted)]
+    before = _nll(model.predict_proba(texts, _langs(texts)), labels)
+    fitted = model.fit_calibration(texts, labels, kind)  # type: ignore[arg-type]
+    assert fitted.kind == kind
+    assert model.calibrator == fitted
+    assert _nll(model.predict_proba(texts, _langs(texts)), labels) < before
+    if kind == "temperature":
+        assert model.temperature == pytest.approx(1 / fitted.scale[0])
+        assert model.temperature != pytest.approx(1.0)
+    else:
+        assert model.temperature is None
     with pytest.raises(ValueError, match="labels"):
-        model.fit_temperature(texts, labels[:-1])
+        model.fit_calibration(texts, labels[:-1])
+
+
+@pytest.mark.hf
+def test_calibrator_must_fit_the_model(checkpoints: dict[str, Path]) -> None:
+    with pytest.raises(ValueError, match="columns"):
+        HFBackend(checkpoints["two_label"], calibrator=Calibrator.identity(3))
+    with pytest.raises(ValueError, match="not both"):
+        HFBackend(checkpoints["base"], temperature=2.0, calibrator=Calibrator.identity(3))
+    shifted = Calibrator("vector", (1.0, 1.0, 1.0), (0.0, 0.0, 5.0))
+    model = HFBackend(checkpoints["base"], calibrator=shifted)
+    plain = HFBackend(checkpoints["base"]).predict_proba(TEXTS, _langs(TEXTS))
+    moved = model.predict_proba(TEXTS, _langs(TEXTS))
+    assert np.all(moved[:, 2] > plain[:, 2])  # +5 on the positive logit
 
 
 @pytest.mark.hf
 def test_two_label_fit_ignores_neutral_rows(checkpoints: dict[str, Path]) -> None:
     two = HFBackend(checkpoints["two_label"])
-    with pytest.raises(ValueError, match="cannot fit"):
-        two.fit_temperature(["good", "bad"], ["neutral", "neutral"])
-    assert two.fit_temperature(TEXTS[:4], ["positive", "neutral", "negative", "positive"]) > 0
+    with pytest.raises(ValueError, match="cannot calibrate"):
+        two.fit_calibration(["good", "bad"], ["neutral", "neutral"])
+    predicted = two.predict_proba(TEXTS, _langs(TEXTS)).argmax(axis=1)
+    labels = [LABELS[int(p)] for p in predicted]
+    fitted = two.fit_calibration([*TEXTS, "good", "bad"], [*labels, "neutral", "neutral"])
+    assert len(fitted.scale) == 2
+    assert fitted.scale[0] > 1  # every kept label agrees with the model: more confident
 
 
 @pytest.mark.hf
