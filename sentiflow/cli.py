@@ -31,6 +31,14 @@ def _register() -> None:
 
     main.add_command(models_cli.train_command)
     main.add_command(models_cli.eval_command)
+    from sentiflow.console_cli import console as console_command
+
+    main.add_command(console_command)
+    from sentiflow import drift_commands
+
+    for command in (drift_commands.retrain_command, drift_commands.rollback_command,
+                    drift_commands.drift_command, drift_commands.audit_command):
+        main.add_command(command)
 
 
 _register()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -22,12 +22,16 @@ from sentiflow.actors.entry import PipelineEntry
 from sentiflow.actors.messages import PipelineError, replies_of
 from sentiflow.config.settings import Settings
 from sentiflow.config.tree import BATCHES, SINK, Services, build_tree, language_paths
+from sentiflow.delivery.pagerduty import alerter_from_settings
 from sentiflow.delivery.webhooks import WebhookSender
+from sentiflow.llm.tier import LLMTier, llm_gauges, opened_llm_tier
 from sentiflow.models.base import SentimentBackend
+from sentiflow.models.holder import ModelHolder
 from sentiflow.models.langid import LanguageDetector
 from sentiflow.runtime import ActorSnapshot, ActorSystem, DeadLetter, SystemSnapshot
 from sentiflow.stores.factory import open_result_store
 from sentiflow.stores.interface import ResultStore
+from sentiflow.stores.trends import TrendStore, opened_trend_store
 from sentiflow.supervisors import Supervisor, SupervisorGaveUp, start_supervisor
 
 log = logging.getLogger("sentiflow.node")
@@ -79,10 +83,23 @@ class Node:
         self.model = model
         self.started_at = time.time()
         self._meter = ThroughputMeter()
+        #: Set on SIGTERM (sentiflow.serve): readiness turns false, live console streams end,
+        #: in-flight work is still completed.
+        self.draining = anyio.Event()
+        #: Extra named gauges published by other subsystems (the ops heartbeat's event-loop
+        #: lag); shown by the console and exported on /metrics as sentiflow_node_<name>.
+        self.gauges: dict[str, Callable[[], float]] = {}
+        #: The classifiers' model holders (hot swap; the health API reads the served model).
+        self.holders: tuple[ModelHolder, ...] = ()
+        #: The trend store behind GET /api/trends; None when trends are disabled or their
+        #: store could not be opened (logged at start).
+        self.trends: TrendStore | None = None
+        #: The LLM tier (issue 7); None when ``llm`` is not configured.
+        self.llm: LLMTier | None = None
 
     @property
     def ready(self) -> bool:
-        return self.root.healthy
+        return self.root.healthy and not self.draining.is_set()
 
     def snapshot(self) -> SystemSnapshot:
         return self.system.snapshot()
@@ -119,6 +136,9 @@ def load_backends(settings: Settings) -> tuple[list[BackendSource], ModelInfo]:
     """One backend per classifier device: the embedded default on the CPU, or a Hugging Face
     checkpoint on each configured (or each visible CUDA) device."""
     model = settings.classifier.model
+    if model.startswith("python:"):  # a custom backend: "python:package.module:factory"
+        custom = _import_backend(model.removeprefix("python:"))
+        return [_constant(custom)], ModelInfo(custom.name, custom.version, ("cpu",))
     if model == "default":
         from sentiflow.models.training import load_or_train_default
 
@@ -135,8 +155,34 @@ def load_backends(settings: Settings) -> tuple[list[BackendSource], ModelInfo]:
             ModelInfo(backends[0].name, backends[0].version, tuple(chosen)))
 
 
+def _import_backend(target: str) -> SentimentBackend:
+    """Call the factory named ``package.module:callable`` (no arguments) for a backend that
+    implements the SentimentBackend protocol (in-house models; test models in subprocess
+    nodes)."""
+    import importlib
+
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"classifier.model python:{target}: expected "
+                         "python:package.module:factory")
+    factory = getattr(importlib.import_module(module_name), attr)
+    backend = factory()
+    if not isinstance(backend, SentimentBackend):
+        raise TypeError(f"classifier.model python:{target} did not return a SentimentBackend")
+    return backend
+
+
+def _shared_detector(backend: SentimentBackend) -> LanguageDetector:
+    """The embedded model carries the language detector it was trained with: share it (one
+    fastText model in memory, and the same language codes the model's features saw) rather
+    than load a second copy. Other backends get a fresh detector."""
+    own = getattr(backend, "detector", None)
+    return own if isinstance(own, LanguageDetector) else LanguageDetector()
+
+
 def _constant(backend: SentimentBackend) -> BackendSource:
-    return lambda: backend
+    """A swappable holder (promotion hot-swaps the model; see sentiflow.models.holder)."""
+    return ModelHolder(backend)
 
 
 @asynccontextmanager
@@ -148,21 +194,39 @@ async def open_node(settings: Settings, *, backends: Sequence[SentimentBackend] 
     else:
         sources = [_constant(b) for b in backends]
         info = ModelInfo(backends[0].name, backends[0].version, ("cpu",) * len(backends))
-    detector = detector or LanguageDetector()
+    detector = detector or _shared_detector(sources[0]())
+    from sentiflow.actors.aspect_pool import load_aspect_pool
+
+    aspect_pool = await anyio.to_thread.run_sync(
+        lambda: load_aspect_pool(settings, sources[0], may_train=backends is None
+                                 and settings.classifier.model == "default"))
     store = await open_result_store(settings.storage.results_url,
-                                    sqlite_synchronous=settings.storage.sqlite_synchronous)
+                                    sqlite_synchronous=settings.storage.sqlite_synchronous,
+                                    pg_pool_size=settings.storage.pg_pool_size,
+                                    pg_connect_timeout_s=settings.storage.pg_connect_timeout_s,
+                                    pg_command_timeout_s=settings.storage.pg_command_timeout_s)
     try:
-        async with httpx.AsyncClient() as http, ActorSystem(dead_letter_handler=fail_replies) \
-                as system:
+        async with httpx.AsyncClient() as http, opened_trend_store(
+                settings.storage.trends_url if settings.trends.enabled else None,
+                database=settings.trends.database) as trends, \
+                opened_llm_tier(settings.llm, store) as llm, \
+                ActorSystem(dead_letter_handler=fail_replies) as system:
             entry = PipelineEntry(system, language_paths(settings))
             sender = (WebhookSender.from_settings(http, settings.webhook)
                       if settings.webhook.secret is not None else None)
             runner = BatchRunner(store, entry, chunk_size=settings.classifier.max_batch,
                                  webhooks=sender)
             services = Services(store=store, detector=detector, backends=sources,
-                                batches=runner)
+                                batches=runner,
+                                alerter=alerter_from_settings(settings.drift, http),
+                                entry=entry, trends=trends, llm=llm, aspects=aspect_pool)
             root = await start_supervisor(system, build_tree(settings, services), name="root")
             node = Node(settings, system, root, store, entry, runner, info)
+            node.holders = tuple(s for s in sources if isinstance(s, ModelHolder))
+            node.trends = trends
+            node.llm = llm
+            if llm is not None:
+                node.gauges.update(llm_gauges(llm))
             try:
                 yield node
             finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from pathlib import Path
 
 import click
@@ -28,8 +27,10 @@ def _settings(config_path: Path | None, **overrides: object) -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.logging.level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Text or JSON lines (``logging.format``), each naming the request it belongs to."""
+    from sentiflow.ops.logs import configure_logging
+
+    configure_logging(settings.logging.level, settings.logging.format)
 
 
 @click.command("run")

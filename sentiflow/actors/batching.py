@@ -7,6 +7,7 @@ out at once and, under load, whatever queued while the previous flush ran goes o
 
 The batch is plain state owned by one actor (no task, no lock): the actor calls :meth:`add`
 from ``receive``, arms a timer when :meth:`add` says so, and flushes when told to.
+:class:`MicroBatchingActor` is that loop written once for every batching stage.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+import anyio
+
+from sentiflow.runtime import Actor, Priority
+
 T = TypeVar("T")
+M = TypeVar("M")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +65,44 @@ class MicroBatch(Generic[T]):
         items, self._items, self._size = self._items, [], 0
         self.generation += 1
         return items
+
+
+class MicroBatchingActor(Actor[M | FlushTick], Generic[M]):
+    """An actor that collects its messages into a :class:`MicroBatch` and processes them in one
+    go. Subclasses say how many posts a message is worth (:meth:`batch_size_of`) and what a flush
+    does (:meth:`flush_batch`); the flush policy (full batch, timer, natural batching) and the
+    drain on an orderly stop live here once.
+    """
+
+    def __init__(self, *, max_batch: int, max_wait_s: float) -> None:
+        self._batch: MicroBatch[M] = MicroBatch(max_batch, max_wait_s)
+
+    def batch_size_of(self, message: M) -> int:
+        """How many posts ``message`` adds to the batch."""
+        raise NotImplementedError
+
+    async def flush_batch(self, messages: list[M]) -> None:
+        """Process the collected ``messages`` (arrival order)."""
+        raise NotImplementedError
+
+    async def receive(self, message: M | FlushTick) -> None:
+        batch = self._batch
+        if isinstance(message, FlushTick):
+            if batch.due(message):
+                await self.flush_batch(batch.take())
+            return
+        opened = batch.add(message, self.batch_size_of(message))
+        if batch.full or (batch.max_wait == 0 and self.context.ref.mailbox_depth == 0):
+            await self.flush_batch(batch.take())
+        elif opened and batch.max_wait > 0:
+            self.context.start_soon(self._tick, batch.generation)
+
+    async def _tick(self, generation: int) -> None:
+        await anyio.sleep(self._batch.max_wait)
+        await self.context.ref.tell(FlushTick(generation), priority=Priority.REALTIME)
+
+    async def stopped(self) -> None:
+        """Process what was collected but not yet flushed: an orderly stop drains (upstream
+        stages stop first, so nothing more arrives)."""
+        if len(self._batch):
+            await self.flush_batch(self._batch.take())

@@ -20,10 +20,10 @@ import anyio
 import numpy as np
 import numpy.typing as npt
 
-from sentiflow.actors.batching import FlushTick, MicroBatch
+from sentiflow.actors.batching import MicroBatchingActor
 from sentiflow.actors.messages import PipelineError, Scored, Submission, UnprocessablePostError
 from sentiflow.models.base import SentimentBackend
-from sentiflow.runtime import SIZE_BOUNDS, Actor, ActorRef, Priority
+from sentiflow.runtime import SIZE_BOUNDS, ActorRef
 
 #: Returns the backend to use now; a callable so that a promoted model can be swapped in.
 BackendSource = Callable[[], SentimentBackend]
@@ -31,12 +31,12 @@ BackendSource = Callable[[], SentimentBackend]
 log = logging.getLogger("sentiflow.actors.classifier")
 
 
-class Classifier(Actor[Submission | FlushTick]):
+class Classifier(MicroBatchingActor[Submission]):
     def __init__(self, backend: BackendSource, router_path: str, *, max_batch: int,
                  max_wait_s: float) -> None:
+        super().__init__(max_batch=max_batch, max_wait_s=max_wait_s)
         self._backend = backend
         self._router_path = router_path
-        self._batch: MicroBatch[Submission] = MicroBatch(max_batch, max_wait_s)
         self._router: ActorRef[Scored] | None = None
 
     async def started(self) -> None:
@@ -46,24 +46,13 @@ class Classifier(Actor[Submission | FlushTick]):
         self._posts = self.context.metrics.counter("posts")
         self._poison = self.context.metrics.counter("unprocessable")
 
-    async def receive(self, message: Submission | FlushTick) -> None:
-        batch = self._batch
-        if isinstance(message, FlushTick):
-            if batch.due(message):
-                await self._flush()
-            return
-        opened = batch.add(message, len(message.posts))
-        if batch.full or (batch.max_wait == 0 and self.context.ref.mailbox_depth == 0):
-            await self._flush()
-        elif opened and batch.max_wait > 0:
-            self.context.start_soon(self._tick, batch.generation)
+    def batch_size_of(self, message: Submission) -> int:
+        return len(message.posts)
 
-    async def _tick(self, generation: int) -> None:
-        await anyio.sleep(self._batch.max_wait)
-        await self.context.ref.tell(FlushTick(generation), priority=Priority.REALTIME)
-
-    async def _flush(self) -> None:
-        await self._flush_submissions(self._batch.take())
+    async def flush_batch(self, messages: list[Submission]) -> None:
+        """Score the batch. After a crash, ``stopped`` (the base class drains) is best effort:
+        whatever cannot be scored is answered with a PipelineError by ``_flush_submissions``."""
+        await self._flush_submissions(messages)
 
     async def _flush_submissions(self, taken: list[Submission]) -> None:
         """Score ``taken`` in chunks of at most ``max_batch`` posts, realtime first. If a chunk
@@ -127,10 +116,3 @@ class Classifier(Actor[Submission | FlushTick]):
         self._sizes.observe(len(texts))
         self._posts.inc(len(texts))
         return subs, [np.asarray(probabilities, dtype=np.float32)]
-
-    async def stopped(self) -> None:
-        """Score what was collected but not yet flushed (an orderly stop drains; the router
-        stops after the classifiers). After a crash this is best effort: whatever cannot be
-        scored is answered with a PipelineError by ``_flush_submissions``."""
-        if len(self._batch):
-            await self._flush()

@@ -4,8 +4,9 @@ Writes are micro-batched like the classifier's (default ``max_wait == 0``: natur
 so a lone result is written at once and, under load, everything that queued during the previous
 write goes out in one transaction). Only after ``write_results`` returns (durable) is a
 submission's reply completed: the API answers, a batch job counts progress, and later a Kafka
-offset is committed. Listeners (trend writers, drift watching: their own issues) then get the
-same records; they are best-effort observers and never hold up a reply.
+offset is committed. Listeners (trend writer, drift watching) then get the
+same records with a backpressured ``tell``: they never hold up a reply, but a listener that falls
+behind slows the sink rather than missing records.
 
 A storage failure fails the affected replies with a PipelineError (the API answers 503, batch
 jobs retry their pending posts) instead of crashing: a restart would not mend a full disk.
@@ -17,23 +18,25 @@ import logging
 import time
 from collections.abc import Sequence
 
-import anyio
-
-from sentiflow.actors.batching import FlushTick, MicroBatch
+from sentiflow.actors.batching import MicroBatchingActor
 from sentiflow.actors.messages import PipelineError, Routed
-from sentiflow.runtime import SIZE_BOUNDS, Actor, ActorRef, Priority
+from sentiflow.runtime import SIZE_BOUNDS, ActorRef
 from sentiflow.stores.errors import StorageError
 from sentiflow.stores.interface import ResultStore
 from sentiflow.stores.records import ResultRecord
 
 log = logging.getLogger("sentiflow.actors.sink")
 
+#: Buckets of the ``confidence`` histogram of written results (0.05 wide; the console and
+#: /metrics show the confidence distribution over time from it).
+CONFIDENCE_BOUNDS: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 21))
 
-class ResultSink(Actor[Routed | FlushTick]):
+
+class ResultSink(MicroBatchingActor[Routed]):
     def __init__(self, store: ResultStore, *, max_batch: int, max_wait_s: float,
                  listener_paths: Sequence[str] = ()) -> None:
+        super().__init__(max_batch=max_batch, max_wait_s=max_wait_s)
         self._store = store
-        self._batch: MicroBatch[Routed] = MicroBatch(max_batch, max_wait_s)
         self._listener_paths = tuple(listener_paths)
         self._listeners: tuple[ActorRef[Sequence[ResultRecord]], ...] = ()
 
@@ -44,25 +47,13 @@ class ResultSink(Actor[Routed | FlushTick]):
         self._write_time = metrics.histogram("write_s")
         self._written = metrics.counter("written")
         self._failed = metrics.counter("write_failures")
+        self._confidence = metrics.histogram("confidence", CONFIDENCE_BOUNDS)
+        self._latency = metrics.histogram("latency_s")  # acceptance -> durable, per post
 
-    async def receive(self, message: Routed | FlushTick) -> None:
-        batch = self._batch
-        if isinstance(message, FlushTick):
-            if batch.due(message):
-                await self._flush()
-            return
-        opened = batch.add(message, sum(len(r) for r in message.results))
-        if batch.full or (batch.max_wait == 0 and self.context.ref.mailbox_depth == 0):
-            await self._flush()
-        elif opened and batch.max_wait > 0:
-            self.context.start_soon(self._tick, batch.generation)
+    def batch_size_of(self, message: Routed) -> int:
+        return sum(len(r) for r in message.results)
 
-    async def _tick(self, generation: int) -> None:
-        await anyio.sleep(self._batch.max_wait)
-        await self.context.ref.tell(FlushTick(generation), priority=Priority.REALTIME)
-
-    async def _flush(self) -> None:
-        routed = self._batch.take()
+    async def flush_batch(self, routed: list[Routed]) -> None:
         records = [
             ResultRecord(request=post.request, result=result)
             for message in routed
@@ -82,14 +73,21 @@ class ResultSink(Actor[Routed | FlushTick]):
         self._write_time.observe(time.perf_counter() - started)
         self._sizes.observe(len(records))
         self._written.inc(len(records))
+        self._observe_results(routed, records)
         for message in routed:
             for sub, results in zip(message.submissions, message.results, strict=True):
                 sub.reply.send(results)
         for listener in self._listeners:
-            if not listener.try_tell(records):
-                log.warning("listener %s is saturated; %d records not observed",
-                            listener.path, len(records))
+            # Backpressured: a listener that falls behind (the trend writer retrying an
+            # insert) slows the sink down instead of missing records; replies are already sent.
+            await listener.tell(records)
 
-    async def stopped(self) -> None:
-        if len(self._batch):
-            await self._flush()
+    def _observe_results(self, routed: list[Routed], records: list[ResultRecord]) -> None:
+        """Confidence and end-to-end latency of what was just made durable (ops console)."""
+        done = time.perf_counter()
+        for record in records:
+            self._confidence.observe(record.result.confidence)
+        for message in routed:
+            for sub in message.submissions:
+                for post in sub.posts:
+                    self._latency.observe(done - post.accepted_at)

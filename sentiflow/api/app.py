@@ -2,7 +2,7 @@
 
 Every error is a JSON ``{error, detail}`` body with a 4xx/5xx status, never an HTML page or a
 hang: bad JSON 400, failed validation 422, too large 413, unknown route 404, missing key 401,
-rate limited 429 (+ Retry-After), aspects 501 (until the aspect step exists), saturation or a
+rate limited 429 (+ Retry-After), aspects 501 (when aspects.enabled is false), saturation or a
 pipeline failure 503 (+ Retry-After).
 """
 
@@ -18,8 +18,17 @@ from quart import Quart, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from sentiflow.actors.messages import LANE, PipelineError
-from sentiflow.api.metrics import CONTENT_TYPE, ApiMetrics
+from sentiflow.api.console import console_blueprint
+from sentiflow.api.metrics import CONTENT_TYPE, ApiMetrics, NodeCollector
+from sentiflow.api.model_health import add_openapi, model_blueprint
 from sentiflow.api.openapi import openapi_document
+from sentiflow.api.review import (
+    ReviewInputError,
+    ReviewList,
+    parse_label,
+    parse_review_query,
+    review_item_out,
+)
 from sentiflow.api.schemas import (
     BatchAccepted,
     BatchRequest,
@@ -39,8 +48,11 @@ from sentiflow.api.security import (
     check_webhook_url,
     extract_api_key,
 )
+from sentiflow.api.trends_routes import trends_blueprint
 from sentiflow.node import Node
+from sentiflow.ops.logs import bind_request_id, request_id_from
 from sentiflow.runtime import MailboxFull
+from sentiflow.stores.errors import ReviewConflictError, ReviewNotFoundError
 from sentiflow.stores.records import BatchJob, utcnow
 
 JSON = dict[str, Any]
@@ -70,8 +82,10 @@ def create_app(node: Node) -> Quart:
     limiter = TokenBucketLimiter.from_settings(api)
     ssrf = SsrfPolicy.from_settings(settings.webhook)
     metrics = ApiMetrics(node.snapshot)
+    metrics.registry.register(NodeCollector(node))
     retry_after = {"Retry-After": str(api.retry_after_s)}
     openapi = openapi_document()
+    add_openapi(openapi)
 
     async def parse(model: type[ClassifyRequest] | type[BatchRequest]) -> Any:
         raw = await request.get_data(as_text=False)
@@ -85,6 +99,8 @@ def create_app(node: Node) -> Quart:
     @app.before_request
     async def guard() -> None:
         g.started = time.perf_counter()
+        g.request_id = request_id_from(request.headers.get("X-Request-ID"))
+        bind_request_id(g.request_id)  # every log line of this request names it
         if not request.path.startswith("/api/"):
             return
         try:
@@ -104,6 +120,9 @@ def create_app(node: Node) -> Quart:
         metrics.requests.labels(route, str(response.status_code)).inc()
         if started is not None:
             metrics.latency.labels(route).observe(time.perf_counter() - started)
+        request_id: str | None = g.get("request_id")
+        if request_id is not None:
+            response.headers.setdefault("X-Request-ID", request_id)
         return response
 
     @app.errorhandler(ApiError)
@@ -119,9 +138,9 @@ def create_app(node: Node) -> Quart:
     @app.post("/api/classify")
     async def classify() -> tuple[JSON, int]:
         req: ClassifyRequest = await parse(ClassifyRequest)
-        if req.aspects:
+        if req.aspects and not settings.aspects.enabled:
             raise ApiError(501, "not_implemented",
-                           "aspect-based sentiment is not available on this node yet; "
+                           "aspect-based sentiment is disabled on this node (aspects.enabled); "
                            "send aspects=false")
         try:
             results = await node.entry.classify(
@@ -138,9 +157,9 @@ def create_app(node: Node) -> Quart:
     @app.post("/api/classify/batch")
     async def classify_batch() -> tuple[JSON, int]:
         req: BatchRequest = await parse(BatchRequest)
-        if any(item.aspects for item in req.items):
+        if not settings.aspects.enabled and any(item.aspects for item in req.items):
             raise ApiError(501, "not_implemented",
-                           "aspect-based sentiment is not available on this node yet")
+                           "aspect-based sentiment is disabled on this node (aspects.enabled)")
         if req.webhook_url is not None:
             if settings.webhook.secret is None:
                 raise ApiError(422, "webhooks_disabled",
@@ -176,6 +195,32 @@ def create_app(node: Node) -> Quart:
             raise ApiError(404, "not_found", f"no result for request_id {request_id!r}")
         return ClassifyResponse.from_result(record.result).model_dump(mode="json"), 200
 
+    # -- human review queue (issue 7; sentiflow/api/review.py) ---------------------------------
+
+    @app.get("/api/review")
+    async def review_queue() -> tuple[JSON, int]:
+        try:
+            status, limit = parse_review_query(cast(Mapping[str, str], request.args))
+        except ReviewInputError as exc:
+            raise ApiError(exc.status, exc.error, exc.detail) from None
+        items = [review_item_out(i) for i in await node.store.review_items(status, limit=limit)]
+        return ReviewList(status=status, count=len(items), items=items).model_dump(mode="json"), 200
+
+    @app.post("/api/review/<request_id>")
+    async def review_label(request_id: str) -> tuple[JSON, int]:
+        try:
+            body = parse_label(await request.get_data(as_text=False))
+        except ReviewInputError as exc:
+            raise ApiError(exc.status, exc.error, exc.detail) from None
+        try:
+            item = await node.store.resolve_review(request_id, body.label, body.reviewer)
+        except ReviewNotFoundError:
+            raise ApiError(404, "not_found", f"no result for request_id {request_id!r}") from None
+        except ReviewConflictError as exc:
+            raise ApiError(409, "conflict", f"{request_id!r} was already labelled "
+                           f"{exc.existing!r}; a different label is refused") from None
+        return review_item_out(item).model_dump(mode="json"), 200
+
     @app.get("/healthz")
     async def healthz() -> tuple[JSON, int]:
         return {"status": "alive"}, 200
@@ -195,4 +240,8 @@ def create_app(node: Node) -> Quart:
     async def openapi_json() -> tuple[JSON, int]:
         return openapi, 200
 
+    if settings.ops.console_enabled:
+        app.register_blueprint(console_blueprint(node))
+    app.register_blueprint(model_blueprint(node))
+    app.register_blueprint(trends_blueprint(node))
     return app

@@ -9,8 +9,9 @@ prometheus_client's own instruments, registered on the same (non-global) registr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import (
@@ -22,6 +23,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from sentiflow.runtime import ActorSnapshot, HistogramSnapshot, SystemSnapshot
+
+if TYPE_CHECKING:
+    from sentiflow.node import Node
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -80,12 +84,79 @@ class ActorTreeCollector(Collector):
         yield from (depth, capacity, processed, restarts, up, timing, dead, *custom.values())
 
 
+class TreeHealthCollector(Collector):
+    """Supervisor states and limits, and when each actor last failed (alert on a recent one):
+    what an operator needs to see a tree degrading before the root gives up."""
+
+    def __init__(self, snapshot: Callable[[], SystemSnapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        running = GaugeMetricFamily("sentiflow_supervisor_running",
+                                    "1 when the supervisor is running", labels=["path", "state"])
+        limit = GaugeMetricFamily("sentiflow_supervisor_max_restarts",
+                                  "Restart intensity: restarts allowed per period",
+                                  labels=["path", "strategy"])
+        period = GaugeMetricFamily("sentiflow_supervisor_period_seconds",
+                                   "Restart intensity period", labels=["path"])
+        failed = GaugeMetricFamily("sentiflow_last_error_timestamp_seconds",
+                                   "When the actor or supervisor last failed (Unix time)",
+                                   labels=["path", "type"])
+        for node in self._snapshot().walk():
+            if node.last_error is not None:
+                failed.add_metric([node.path, node.last_error.type], node.last_error.at)
+            if isinstance(node, ActorSnapshot):
+                continue
+            running.add_metric([node.path, str(node.state)],
+                               1.0 if node.state == "running" else 0.0)
+            limit.add_metric([node.path, node.strategy], node.max_restarts)
+            period.add_metric([node.path], node.period)
+        yield from (running, limit, period, failed)
+
+
+class NodeCollector(Collector):
+    """The node as a whole: identity (model and version as labels), readiness, draining,
+    uptime, measured throughput, and the extra gauges other subsystems publish
+    (``node.gauges``, e.g. the heartbeat's event-loop lag)."""
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def collect(self) -> Iterator[Metric]:
+        node = self._node
+        info = GaugeMetricFamily("sentiflow_node_info", "Node identity",
+                                 labels=["node", "model", "model_version", "devices"])
+        info.add_metric([node.settings.node.name, node.model.name, node.model.version,
+                         ",".join(node.model.devices)], 1.0)
+        yield info
+        for name, help_text, value in (
+                ("ready", "1 when the node accepts work", float(node.ready)),
+                ("draining", "1 while a graceful shutdown drains the node",
+                 float(node.draining.is_set())),
+                ("uptime_seconds", "Seconds since the node started",
+                 time.time() - node.started_at),
+                ("throughput_posts_per_second", "Posts made durable per second (EWMA)",
+                 node.throughput())):
+            family = GaugeMetricFamily(f"sentiflow_node_{name}", help_text)
+            family.add_metric([], value)
+            yield family
+        for name, read in node.gauges.items():
+            try:
+                value = float(read())
+            except Exception:  # a broken gauge must not break the scrape
+                continue
+            family = GaugeMetricFamily(f"sentiflow_node_{_metric_name(name)}", f"Node {name}")
+            family.add_metric([], value)
+            yield family
+
+
 class ApiMetrics:
     """The node's registry: the actor tree plus HTTP instruments."""
 
     def __init__(self, snapshot: Callable[[], SystemSnapshot]) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(ActorTreeCollector(snapshot))
+        self.registry.register(TreeHealthCollector(snapshot))
         self.requests = Counter("sentiflow_http_requests", "HTTP requests",
                                 ["route", "status"], registry=self.registry)
         self.latency = Histogram("sentiflow_http_request_seconds", "HTTP request latency",

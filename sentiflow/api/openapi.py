@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from sentiflow import __version__
+from sentiflow.api.review import ReviewItemOut, ReviewLabelRequest, ReviewList
 from sentiflow.api.schemas import (
     BatchAccepted,
     BatchRequest,
@@ -16,8 +17,11 @@ from sentiflow.api.schemas import (
     ClassifyResponse,
     ErrorBody,
 )
+from sentiflow.api.trends import TrendsResponse, openapi_parameters
 
 _REF = "#/components/schemas/{model}"
+#: Review-queue bodies (issue 7, sentiflow/api/review.py).
+_REVIEW_MODELS: tuple[type[BaseModel], ...] = (ReviewLabelRequest, ReviewItemOut, ReviewList)
 
 
 def _ref(model: type[BaseModel]) -> dict[str, Any]:
@@ -34,10 +38,11 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 def openapi_document() -> dict[str, Any]:
     models: list[type[BaseModel]] = [ClassifyRequest, ClassifyResponse, BatchRequest,
-                                     BatchAccepted, BatchStatus, ErrorBody]
+                                     BatchAccepted, BatchStatus, ErrorBody, TrendsResponse]
     _, schemas = models_json_schema(
-        [(m, "validation" if m in (ClassifyRequest, BatchRequest) else "serialization")
-         for m in models], ref_template=_REF)
+        [(m, "validation" if m in (ClassifyRequest, BatchRequest, ReviewLabelRequest)
+          else "serialization")
+         for m in (*models, *_REVIEW_MODELS)], ref_template=_REF)
     common = _errors(401, 429, 503)
     return {
         "openapi": "3.1.0",
@@ -50,6 +55,11 @@ def openapi_document() -> dict[str, Any]:
                                            "name": "X-API-Key"}},
         },
         "paths": {
+            "/api/trends": {"get": {
+                "summary": "Sentiment counts per hour / day / week, by source, language, topic",
+                "parameters": openapi_parameters(),
+                "responses": {"200": {"description": "The series", **_json(TrendsResponse)},
+                              **_errors(422, 501), **common}}},
             "/api/classify": {"post": {
                 "summary": "Classify one text",
                 "requestBody": {"required": True, **_json(ClassifyRequest)},
@@ -72,6 +82,24 @@ def openapi_document() -> dict[str, Any]:
                                 "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "The result", **_json(ClassifyResponse)},
                               **_errors(404), **common}}},
+            "/api/review": {"get": {
+                "summary": "Human review queue (open: oldest first; resolved: latest first)",
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {
+                        "type": "string", "enum": ["open", "resolved"], "default": "open"}},
+                    {"name": "limit", "in": "query", "schema": {
+                        "type": "integer", "minimum": 1, "maximum": 500, "default": 50}}],
+                "responses": {"200": {"description": "Items", **_json(ReviewList)},
+                              **_errors(422), **common}}},
+            "/api/review/{request_id}": {"post": {
+                "summary": "A person's label (becomes a retraining label); same label again "
+                           "is a no-op, a different one 409",
+                "parameters": [{"name": "request_id", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "requestBody": {"required": True, **_json(ReviewLabelRequest)},
+                "responses": {"200": {"description": "The resolved item",
+                                      **_json(ReviewItemOut)},
+                              **_errors(400, 404, 409, 422), **common}}},
             "/healthz": {"get": {"summary": "Alive", "responses": {"200": {
                 "description": "The process answers"}}}},
             "/readyz": {"get": {"summary": "Tree started and model loaded", "responses": {

@@ -160,7 +160,8 @@ class WebhookSettings(_Section):
 class ClassifierSettings(_Section):
     """The micro-batching fast-tier classifier (one actor per device)."""
 
-    #: ``"default"`` (the embedded model) or a Hugging Face checkpoint id / local path.
+    #: ``"default"`` (the embedded model) or a Hugging Face checkpoint id / local path, or
+    #: ``"python:package.module:factory"`` for a custom SentimentBackend.
     model: str = Field(default="default", min_length=1)
     #: ``"auto"`` (each visible CUDA device, else the CPU) or a list such as ``["cuda:0"]``.
     devices: Literal["auto"] | list[str] = "auto"
@@ -225,11 +226,22 @@ class StorageSettings(_Section):
     writer_max_batch: int = Field(default=512, ge=1, le=100_000)
     writer_max_wait_ms: float = Field(default=20.0, ge=0, le=60_000, allow_inf_nan=False)
     writer_mailbox_size: MailboxSize = 8192
+    #: PostgreSQL result store (``postgresql://user@host:5432/db`` URL; a password is better
+    #: given as PGPASSWORD or ~/.pgpass): pool size, and how long connecting and one statement
+    #: may take before the call fails with StorageError. See docs/storage.md.
+    pg_pool_size: int = Field(default=10, ge=1, le=1000)
+    pg_connect_timeout_s: float = Field(default=10.0, gt=0, le=600, allow_inf_nan=False)
+    pg_command_timeout_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
 
     @field_validator("results_url")
     @classmethod
     def _results_scheme(cls, url: str) -> str:
-        return _check_scheme(url, ("sqlite", "postgresql", "postgres"))
+        url = _check_scheme(url, ("sqlite", "postgresql", "postgres"))
+        if not url.startswith("sqlite"):
+            from sentiflow.stores.pg_url import check_postgres_url
+
+            check_postgres_url(url)
+        return url
 
     @field_validator("trends_url")
     @classmethod
@@ -245,6 +257,246 @@ class LoggingSettings(_Section):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+
+class OpsSettings(_Section):
+    """Operations: graceful drain, systemd watchdog, the live console (docs/operations.md)."""
+
+    #: SIGTERM: stop accepting, finish in-flight requests and drain the tree within this many
+    #: seconds (the systemd unit's TimeoutStopSec must be larger).
+    drain_timeout_s: FinitePositive = 30.0
+    #: Heartbeat period; 0 = half the unit's WatchdogSec (``$WATCHDOG_USEC``), else 1 s.
+    heartbeat_interval_s: FiniteNonNegative = 0.0
+    #: Serve ``/console`` and its JSON stream (same exposure as ``/metrics``).
+    console_enabled: bool = True
+    #: Seconds between console frames on the live stream.
+    console_interval_s: float = Field(default=1.0, ge=0.1, le=60, allow_inf_nan=False)
+    #: Frames of history kept for the console charts.
+    console_history: int = Field(default=300, ge=10, le=10_000)
+
+
+class DriftSettings(_Section):
+    """Drift watching, the nightly LLM audit, retraining and hot swap (docs/drift.md)."""
+
+    enabled: bool = True
+    #: Days of history (same model version, no alert) that form the reference distribution.
+    reference_days: int = Field(default=7, ge=1, le=365)
+    #: Equal-width confidence bins over [1/3, 1].
+    bins: int = Field(default=10, ge=2, le=100)
+    #: drift_score (PSI) above this raises an alert.
+    drift_threshold: FinitePositive = 0.10
+    #: Relative growth of the low-confidence share that triggers retraining (0.15 = +15 %).
+    low_confidence_growth: FinitePositive = 0.15
+    #: No verdict on a day (or reference) with fewer posts than this.
+    min_samples: PositiveInt = 200
+    #: How often the open day's snapshot is written (it survives a restart up to this lag).
+    checkpoint_s: FinitePositive = 60.0
+    mailbox_size: MailboxSize = 1024
+    #: PagerDuty Events v2 endpoint (``https://events.pagerduty.com/v2/enqueue``); unset = alerts
+    #: go to the log and the ``drift_alerts`` metric only.
+    alert_webhook_url: str | None = None
+    #: PagerDuty integration (routing) key; required with ``alert_webhook_url``.
+    pagerduty_routing_key: SecretStr | None = None
+    alert_timeout_s: FinitePositive = 10.0
+    #: Nightly audit (needs the LLM tier configured): time of day (UTC, ``HH:MM``) it audits
+    #: the previous day, and the share of the day's posts it samples.
+    audit_enabled: bool = True
+    audit_time: str = "02:00"
+    audit_share: Probability = 0.05
+    #: LLM agreement under this raises a drift alert and stores the LLM labels for retraining.
+    audit_min_agreement: Probability = 0.90
+    #: Retrain automatically when a closed day triggers it (else only ``sentiflow retrain``).
+    auto_retrain: bool = False
+    #: How often a node checks ``models/ACTIVE`` for a version promoted elsewhere (CLI).
+    reload_poll_s: FinitePositive = 5.0
+
+    @field_validator("audit_time")
+    @classmethod
+    def _hh_mm(cls, value: str) -> str:
+        match = re.fullmatch(r"(\d{2}):(\d{2})", value)
+        if not match or int(match[1]) > 23 or int(match[2]) > 59:
+            raise ValueError("must be HH:MM (24 h, UTC)")
+        return value
+
+    @model_validator(mode="after")
+    def _routing_key_with_url(self) -> DriftSettings:
+        if self.alert_webhook_url is not None and self.pagerduty_routing_key is None:
+            raise ValueError("alert_webhook_url needs pagerduty_routing_key")
+        if self.alert_webhook_url is not None:
+            _check_scheme(self.alert_webhook_url, ("http", "https"))
+        if self.audit_share <= 0:
+            raise ValueError("audit_share must be > 0")
+        return self
+
+
+_KAFKA_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class KafkaSettings(_Section):
+    """Streaming ingest from Kafka (docs/streaming.md). Off while ``bootstrap_servers`` is
+    empty, so the one-command run needs no broker."""
+
+    #: ``host:port`` list (or one comma-separated string); empty = Kafka ingest off.
+    bootstrap_servers: list[str] = Field(default_factory=list)
+    #: Topics the readers subscribe to; a post's ``source`` defaults to its topic's name.
+    topics: list[str] = Field(default_factory=lambda: ["posts"])
+    group_id: str = Field(default="sentiflow", min_length=1, max_length=255)
+    #: KafkaReader actors (consumers in the group) per node.
+    readers: int = Field(default=1, ge=1, le=64)
+    #: Unparseable posts and posts that failed past their retries go here (with the error).
+    dead_letter_topic: str = "sentiflow.deadletter"
+    #: When set, each result is produced here (JSON, key = request_id) after the durable write.
+    results_topic: str | None = None
+    #: Retries of a post the pipeline failed on (PipelineError) before it is dead-lettered.
+    max_retries: int = Field(default=5, ge=0, le=100)
+    retry_backoff_initial_s: FinitePositive = 0.5
+    retry_backoff_max_s: FinitePositive = 10.0
+    #: Posts a reader may have fetched but not yet made durable; past it its partitions pause.
+    max_in_flight_posts: int = Field(default=4096, ge=1, le=1_000_000)
+    max_poll_records: int = Field(default=500, ge=1, le=100_000)
+    fetch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_partition_fetch_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Longest the broker holds a fetch waiting for data (latency floor of a quiet stream).
+    fetch_max_wait_ms: int = Field(default=50, ge=0, le=10_000)
+    session_timeout_ms: int = Field(default=10_000, ge=500, le=3_600_000)
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100, le=3_600_000)
+    #: Where a group without a committed offset starts.
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    #: How often durable progress is committed (also at every rebalance and at stop).
+    commit_interval_ms: int = Field(default=200, ge=10, le=60_000)
+    #: On a partition revoke, how long to wait for its in-flight posts before abandoning them
+    #: uncommitted (the new owner then re-reads them; writes are idempotent).
+    revoke_timeout_s: FiniteNonNegative = 10.0
+    #: Graceful stop: how long a reader waits for in-flight posts before closing.
+    shutdown_timeout_s: FinitePositive = 20.0
+
+    @field_validator("bootstrap_servers", mode="before")
+    @classmethod
+    def _split_servers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s.strip() for s in value.split(",") if s.strip()]
+        return value
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, servers: list[str]) -> list[str]:
+        for server in servers:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port")
+        return servers
+
+    @field_validator("topics")
+    @classmethod
+    def _topic_list(cls, topics: list[str]) -> list[str]:
+        if not topics:
+            raise ValueError("must name at least one topic")
+        for topic in topics:
+            if not _KAFKA_TOPIC_RE.match(topic):
+                raise ValueError(f"{topic!r} is not a valid topic name")
+        return topics
+
+    @field_validator("dead_letter_topic", "results_topic")
+    @classmethod
+    def _topic_name(cls, topic: str | None) -> str | None:
+        if topic is not None and not _KAFKA_TOPIC_RE.match(topic):
+            raise ValueError(f"{topic!r} is not a valid topic name")
+        return topic
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        if self.retry_backoff_max_s < self.retry_backoff_initial_s:
+            raise ValueError("retry_backoff_max_s must be >= retry_backoff_initial_s")
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError("heartbeat_interval_ms must be < session_timeout_ms")
+        inputs = set(self.topics)
+        if self.dead_letter_topic in inputs or self.results_topic in inputs:
+            raise ValueError("dead_letter_topic / results_topic must not be input topics")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bootstrap_servers)
+
+
+class ModelPrice(_Section):
+    """USD per million tokens of one LLM model."""
+
+    input_per_million: FiniteNonNegative
+    output_per_million: FiniteNonNegative
+
+
+class LLMSettings(_Section):
+    """The LLM tier (issue 7, docs/llm.md): second opinion for low-confidence posts.
+
+    Off unless ``base_url`` or ``api_key`` is configured (so the node runs offline by default).
+    Any OpenAI-compatible chat-completions server works (OpenAI, Azure, vLLM, Ollama).
+    """
+
+    #: Kill switch; the tier runs only when enabled AND ``base_url`` or ``api_key`` is set.
+    enabled: bool = True
+    #: ``None``: the openai client's default (api.openai.com). E.g. ``http://vllm:8000/v1``.
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str = Field(default="gpt-4o-mini", min_length=1)
+    #: Escalator actors (each batches low-confidence posts into LLM requests).
+    pool_size: int = Field(default=2, ge=1, le=64)
+    #: Each escalator's mailbox; when full the router keeps the fast result (see docs/llm.md).
+    mailbox_size: MailboxSize = 64
+    #: Low-confidence posts one escalator holds (queued + in flight) before it stops reading
+    #: its mailbox (which then fills: the router's saturation signal).
+    max_pending_posts: int = Field(default=256, ge=1, le=1_000_000)
+    #: Posts judged in one chat completion (fewer requests under a requests/min limit).
+    max_posts_per_request: int = Field(default=16, ge=1, le=256)
+    #: Client-side limits (token buckets); the server's 429 / x-ratelimit-* headers also apply.
+    requests_per_minute: PositiveInt = 500
+    #: Prompt + completion tokens per minute.
+    tpm_limit: PositiveInt = 200_000
+    #: Chat completions in flight at once (all escalators together).
+    concurrency: int = Field(default=16, ge=1, le=1024)
+    #: Per-attempt timeout of one chat completion.
+    timeout_s: FinitePositive = 10.0
+    #: Attempts per request (the first included) on 429, 5xx, timeouts and connection errors.
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff_initial_s: FinitePositive = 0.2
+    backoff_max_s: FinitePositive = 10.0
+    #: Consecutive failed requests that open the circuit breaker (429s are not failures).
+    breaker_failures: int = Field(default=5, ge=1, le=10_000)
+    #: Seconds the breaker stays open before one trial request (half-open).
+    breaker_reset_s: FinitePositive = 30.0
+    #: USD per million tokens by model; the configured ``model`` must be listed.
+    prices: dict[str, ModelPrice] = Field(default_factory=lambda: {
+        "gpt-4o-mini": ModelPrice(input_per_million=0.15, output_per_million=0.60)})
+    #: Spend per UTC day; when reached, escalation stops until midnight UTC (posts -> review).
+    daily_budget_usd: FiniteNonNegative = 500.0
+    #: Most escalated posts as a share of all routed posts today (a running ratio).
+    max_escalation_share: Probability = 0.25
+    #: The share cap applies once this many posts were routed today (no cap on a cold start).
+    share_min_posts: int = Field(default=1000, ge=0)
+    #: Realtime posts: the fast result goes on (flagged) if the LLM has not answered by then,
+    #: measured from the node's acceptance; a later answer updates the stored result.
+    realtime_deadline_ms: float = Field(default=300.0, gt=0, le=60_000, allow_inf_nan=False)
+    #: The same for standard priority (batch priority waits for the LLM's answer or failure).
+    standard_deadline_s: FinitePositive = 5.0
+    #: An LLM answer less confident than this still goes to human review.
+    min_llm_confidence: Probability = 0.5
+    #: Completion tokens allowed per post (per post and aspect when aspects are asked).
+    completion_per_post: int = Field(default=40, ge=8, le=4096)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+
+    @property
+    def active(self) -> bool:
+        """True when the tier should run: enabled and an endpoint or key configured."""
+        return self.enabled and (self.base_url is not None or self.api_key is not None)
+
+    @model_validator(mode="after")
+    def _priced_model(self) -> LLMSettings:
+        if self.model not in self.prices:
+            raise ValueError(f"no price for model {self.model!r}: add llm.prices.{self.model} "
+                             "(input_per_million, output_per_million) so spend can be capped")
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+        return self
 
 
 def _check_scheme(url: str, allowed: tuple[str, ...]) -> str:
@@ -263,6 +515,63 @@ def _resolve_file_url(url: str, home: Path) -> str:
     if path in ("", ":memory:") or path.startswith("/"):
         return url
     return f"{scheme}:///{(home / path).resolve()}"  # absolute: four slashes
+
+
+class TrendsSettings(_Section):
+    """Trend analytics at ``storage.trends_url`` (ClickHouse, or chDB embedded): the writer that
+    feeds it from the result sink and ``GET /api/trends`` (docs/trends.md)."""
+
+    enabled: bool = True
+    #: ClickHouse database holding the trend tables (created at start).
+    database: str = Field(default="sentiflow", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    #: The writer inserts at this many events or ``writer_max_wait_ms`` after the first one
+    #: (ClickHouse prefers few large inserts to many small ones).
+    writer_max_batch: int = Field(default=4096, ge=1, le=1_000_000)
+    writer_max_wait_ms: float = Field(default=250.0, ge=0, le=60_000, allow_inf_nan=False)
+    #: Messages (each one sink flush's records) the writer may queue; when full, the sink
+    #: waits (backpressure) instead of dropping trend events.
+    writer_mailbox_size: MailboxSize = 256
+    #: Attempts per insert (first try included) with exponential backoff between them; after
+    #: the last one the batch is dropped from trends (counted and logged, results unaffected).
+    writer_max_attempts: int = Field(default=8, ge=1, le=1000)
+    writer_backoff_initial_s: FinitePositive = 0.2
+    writer_backoff_max_s: FinitePositive = 10.0
+    #: Widest answer ``GET /api/trends`` gives, in buckets (a wider range is a 422).
+    max_buckets: int = Field(default=1000, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> TrendsSettings:
+        if self.writer_backoff_max_s < self.writer_backoff_initial_s:
+            raise ValueError("writer_backoff_max_s must be >= writer_backoff_initial_s")
+        return self
+
+
+class AspectSettings(_Section):
+    """Aspect-based sentiment (issue 8, docs/aspects.md): the AspectWorker pool between the
+    router / LLM escalators and the sink, for requests with ``aspects: true``."""
+
+    enabled: bool = True
+    pool_size: int = Field(default=2, ge=1, le=64)
+    mailbox_size: MailboxSize = 1024
+    #: TOML / JSON file with a ``categories`` table replacing the built-in taxonomy.
+    taxonomy_file: Path | None = None
+    #: Inline categories merged on top: ``{name = {domains = [...], terms = {en = [...]}}}``.
+    categories: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Keep only categories of these domains (e.g. ``["restaurant"]``); empty = all.
+    domains: list[str] = Field(default_factory=list)
+    #: ``auto``: the trained artifact under ``<home>/aspect-models`` when there is one, else
+    #: the keyword lists + the classifier's model on each aspect's clause; ``lexicon``: never
+    #: load the artifact.
+    model: Literal["auto", "lexicon"] = "auto"
+    #: Train the artifact at start (~1 min) when missing, the default model is in use and the
+    #: ABSA data is present (off by default: ``sentiflow eval --aspects`` trains it too).
+    train_if_missing: bool = False
+    #: Aspects reported per post at most (ids ``<request_id>#0..9`` sort as text).
+    max_per_post: int = Field(default=10, ge=1, le=10)
+    #: Overall label ``mixed`` when a positive and a negative aspect both reach this confidence.
+    mixed_min_confidence: Probability = 0.6
+    #: Posts with an aspect under this confidence are flagged for review (0 disables).
+    review_below: Probability = 0.5
 
 
 class Settings(BaseSettings):
@@ -284,6 +593,12 @@ class Settings(BaseSettings):
     language: LanguageSettings = Field(default_factory=LanguageSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    trends: TrendsSettings = Field(default_factory=TrendsSettings)
+    aspects: AspectSettings = Field(default_factory=AspectSettings)
 
     @model_validator(mode="after")
     def _absolute_store_urls(self) -> Settings:
@@ -333,6 +648,10 @@ def _mask_tree(node: Any, key: str = "") -> Any:
         return [MASK if secretish else _mask_tree(v) for v in node]
     if secretish and node is not None:
         return MASK
+    if isinstance(node, str) and "://" in node:  # a password inside a URL (storage URLs)
+        from sentiflow.stores.pg_url import redact_url
+
+        return redact_url(node)
     return node
 
 
@@ -473,8 +792,12 @@ def _reason(err: Any) -> str:
 __all__ = [
     "CONFIG_ENV_VAR",
     "ApiSettings",
+    "AspectSettings",
     "ClassifierSettings",
     "ConfigError",
+    "DriftSettings",
+    "KafkaSettings",
+    "LLMSettings",
     "LanguageSettings",
     "LoggingSettings",
     "NodeSettings",
@@ -482,6 +805,7 @@ __all__ = [
     "RouterSettings",
     "Settings",
     "StorageSettings",
+    "TrendsSettings",
     "WebhookSettings",
     "config_path_from",
     "format_validation_error",

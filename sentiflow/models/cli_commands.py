@@ -49,9 +49,22 @@ def train_command(data_dir: Path | None, models_dir: Path | None, version_id: st
               help="Classify under the data's language instead of the detected one.")
 @click.option("--output", type=click.Path(path_type=Path),
               default=Path("bench/results/eval_default.json"), show_default=True)
+@click.option("--aspects", is_flag=True,
+              help="Evaluate the aspect step on the ABSA held-out split instead (trains the "
+                   "aspect model first if there is none); JSON to "
+                   "bench/results/eval_aspects.json unless --output is given.")
 def eval_command(data_dir: Path | None, models_dir: Path | None, version_id: str | None,
-                 split: str, true_language: bool, output: Path) -> None:
+                 split: str, true_language: bool, output: Path, aspects: bool = False) -> None:
     """Macro-F1 per language, confusion matrix, ECE and confidence-routing coverage."""
+    if aspects:
+        from sentiflow.models.aspects.cli import run_aspect_eval
+
+        default_out = output == Path("bench/results/eval_default.json")
+        run_aspect_eval(data_dir or paths.data_dir(), models_dir or paths.models_dir(),
+                        paths.home_dir() / "aspect-models",
+                        Path("bench/results/eval_aspects.json") if default_out else output,
+                        click.echo)
+        return
     from sentiflow.models.embedded import load_version
     from sentiflow.models.errors import ModelNotFoundError
     from sentiflow.models.evaluation import evaluate

@@ -8,6 +8,7 @@ Import the contract and records from here::
 from sentiflow.stores.errors import (
     BatchNotFoundError,
     DuplicateBatchError,
+    InvalidRecordError,
     StorageClosedError,
     StorageError,
     StorageFullError,
@@ -35,6 +36,7 @@ __all__ = [
     "ClassificationRequest",
     "ClassificationResult",
     "DuplicateBatchError",
+    "InvalidRecordError",
     "ResultRecord",
     "ResultStore",
     "SQLiteResultStore",

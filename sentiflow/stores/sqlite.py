@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -48,6 +48,8 @@ from sentiflow.stores.records import (
     WebhookAttempt,
     webhook_state,
 )
+from sentiflow.stores.sqlite_drift import DRIFT_MIGRATION, DriftStoreMixin
+from sentiflow.stores.sqlite_review import REVIEW_MIGRATION, ReviewStoreMixin
 
 T = TypeVar("T")
 
@@ -129,6 +131,8 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     );
     CREATE INDEX webhook_attempts_batch ON webhook_attempts (batch_id);
     """,
+    DRIFT_MIGRATION,
+    REVIEW_MIGRATION,
 )
 
 _RESULT_COLS: Final = (
@@ -136,6 +140,8 @@ _RESULT_COLS: Final = (
     "aspects_requested", "received_at_us", "sentiment", "confidence", "model_used",
     "model_version", "language_detected", "latency_ms", "created_at_us", "tier", "needs_review",
     "fast_confidence",
+    # issue 7 (REVIEW_MIGRATION): both tiers' opinions and why a post needs review
+    "fast_sentiment", "llm_sentiment", "llm_confidence", "review_reason",
 )
 _UPSERT_RESULT: Final = (
     f"INSERT INTO results ({', '.join(_RESULT_COLS)}) "
@@ -207,6 +213,7 @@ def _result_row(record: ResultRecord) -> tuple[Any, ...]:
         to_us(q.received_at), r.sentiment, r.confidence, r.model_used, r.model_version,
         r.language_detected, r.latency_ms, to_us(r.created_at), r.tier, int(r.needs_review),
         r.fast_confidence,
+        r.fast_sentiment, r.llm_sentiment, r.llm_confidence, r.review_reason,
     )
 
 
@@ -218,7 +225,8 @@ def _aspect_row(a: AspectSentiment) -> tuple[Any, ...]:
 def _record_from_row(row: Sequence[Any], aspects: tuple[AspectSentiment, ...]) -> ResultRecord:
     (request_id, text, language, source, topic, priority, aspects_requested, received_at,
      sentiment, confidence, model_used, model_version, language_detected, latency_ms,
-     created_at, tier, needs_review, fast_confidence) = row
+     created_at, tier, needs_review, fast_confidence) = row[:18]
+    fast_sentiment, llm_sentiment, llm_confidence, review_reason = row[18:22]
     return ResultRecord(
         request=ClassificationRequest(
             request_id=request_id, text=text, language=language, source=source, topic=topic,
@@ -230,6 +238,8 @@ def _record_from_row(row: Sequence[Any], aspects: tuple[AspectSentiment, ...]) -
             language_detected=language_detected, latency_ms=latency_ms,
             created_at=from_us(created_at), tier=tier, needs_review=bool(needs_review),
             fast_confidence=fast_confidence, aspects=aspects,
+            fast_sentiment=fast_sentiment, llm_sentiment=llm_sentiment,
+            llm_confidence=llm_confidence, review_reason=review_reason,
         ),
     )
 
@@ -269,7 +279,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         _in_transaction(conn, apply)
 
 
-class SQLiteResultStore:
+class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
     """:class:`~sentiflow.stores.interface.ResultStore` on one SQLite file. Use :meth:`open`."""
 
     def __init__(self, path: Path, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
@@ -355,7 +365,9 @@ class SQLiteResultStore:
             # Rows are built here, in the worker thread, to keep the event loop free.
             rows = [_result_row(rec) for rec in batch]
             ids = [(row[0],) for row in rows]
-            aspects = [_aspect_row(a) for rec in batch for a in rec.result.aspects]
+            # A request_id listed twice: its last record wins, aspects included.
+            latest = {rec.result.request_id: rec for rec in batch}
+            aspects = [_aspect_row(a) for rec in latest.values() for a in rec.result.aspects]
             conn.executemany(_UPSERT_RESULT, rows)
             conn.executemany("DELETE FROM aspects WHERE result_id = ?", ids)
             if aspects:
@@ -479,6 +491,25 @@ class SQLiteResultStore:
                          f"VALUES ({', '.join('?' for _ in _ATTEMPT_COLS)})", row)
 
         await self._write(f"recording webhook attempt for {attempt.batch_id!r}", body)
+
+    async def iter_results(self, start: datetime, end: datetime, *, page_size: int = 500
+                           ) -> AsyncIterator[list[ResultRecord]]:
+        """Results created in ``[start, end)`` in pages (keyset on created_at, request_id).
+        Aspects are not loaded: the readers of whole days (audit, drift) do not use them."""
+        key = (to_us(start), "")  # request ids are never empty
+        stop = to_us(end)
+        while True:
+            def body(conn: sqlite3.Connection, key: tuple[int, str] = key) -> list[Any]:
+                return conn.execute(
+                    f"{_SELECT_RESULT} WHERE (r.created_at_us, r.request_id) > (?, ?) "
+                    "AND r.created_at_us < ? ORDER BY r.created_at_us, r.request_id LIMIT ?",
+                    (*key, stop, page_size)).fetchall()
+
+            rows = await self._read("reading results by day", body)
+            if not rows:
+                return
+            yield [_record_from_row(r, ()) for r in rows]
+            key = (rows[-1][14], rows[-1][0])  # created_at_us, request_id
 
     # -- lifecycle ---------------------------------------------------------------------------
 

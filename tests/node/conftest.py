@@ -7,6 +7,12 @@ import pytest
 
 from sentiflow.config.settings import Settings, load_settings
 from sentiflow.models.langid import LanguageDetector
+from tests.pg import (  # noqa: F401  (PostgreSQL fixtures: a fresh database, private clusters)
+    postgres_dsn,
+    postgres_server,
+    private_pg,
+    private_pg_cluster,
+)
 
 
 @pytest.fixture(scope="session")

@@ -99,7 +99,7 @@ async def test_classify_answers_with_the_seed_contract_in_several_languages(
     (b'{"text": "hi", "priority": "urgent"}', 422, "invalid_request"),
     (b'{"text": "hi", "language": "english"}', 422, "invalid_request"),
     (json.dumps({"text": "x" * 5001}).encode(), 422, "invalid_request"),
-    (b'{"text": "hi", "aspects": true}', 501, "not_implemented"),
+    (b'{"text": "hi", "aspects": "yes"}', 422, "invalid_request"),  # aspects work: issue 8
     (b'[1, 2]', 422, "invalid_request"),
 ])
 async def test_bad_input_gets_a_clear_4xx(api_settings: Callable[..., Settings],

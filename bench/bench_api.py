@@ -1,0 +1,332 @@
+"""`POST /api/classify` under load: the node's actor tree vs a plain Quart handler, same run.
+
+    python -m bench.bench_api              # about 4 minutes
+    python -m bench.bench_api --quick      # a smoke run, about a minute
+
+Both servers run in their own process (Hypercorn on loopback) with the embedded default model
+(trained on first use); this process is the load generator (aiohttp, 64 concurrent clients).
+Texts are the held-out posts of all 12 languages of ../shared/data, language "auto".
+
+Servers, started one after the other:
+
+* ``plain``: one Quart handler that validates the body with the same pydantic schema, detects the
+  language and calls the model directly on the event loop: no actors, no storage.
+* ``node``: the real node (``open_node`` + ``create_app``), embedded SQLite store with
+  ``synchronous=NORMAL`` (durable against process crashes; isolates the actor tree's cost).
+* ``node-full``: the node as shipped (``synchronous=FULL``: an fsync per write transaction).
+
+Phases per server:
+
+1. *closed loop*: 64 clients send back to back for ``--seconds``: the maximum throughput.
+2. *open loop* at 833 requests/s (the seed's 50K posts/min): 64 clients on a fixed schedule;
+   latency is measured from each request's *scheduled* time, so a stalled server cannot hide its
+   queueing (no coordinated omission).
+3. *ramp*: open loop at rising rates; the saturation point is the highest rate still served at
+   >= 95 % of the offered rate with p95 < 50 ms.
+
+The actor tree's overhead is ``1 - node / plain`` closed-loop throughput (target: under 20 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench._common import percentile, print_table, write_results
+
+CLIENTS = 64
+TARGET_RATE = 833.0
+P95_BUDGET_MS = 50.0
+LANGUAGES = ("ar", "de", "en", "es", "fr", "hi", "id", "it", "ja", "ms", "pt", "zh")
+
+
+def load_texts(data_dir: Path, per_language: int = 300) -> list[str]:
+    """Held-out texts (test split, else valid, else the tail of train) of every language."""
+    texts: list[str] = []
+    for lang in LANGUAGES:
+        folder = data_dir / "sentiment" / lang
+        for split in ("test.csv", "valid.csv", "train.csv"):
+            path = folder / split
+            if path.exists():
+                with path.open(newline="", encoding="utf-8") as handle:
+                    rows = [row["text"] for row in csv.DictReader(handle) if row["text"].strip()]
+                texts.extend(rows[-per_language:])
+                break
+    if not texts:
+        raise SystemExit(f"no texts under {data_dir}/sentiment (set SENTIFLOW_DATA_DIR)")
+    return [t[:2000] for t in texts]
+
+
+# -- servers (run in child processes) --------------------------------------------------------------
+
+def serve_plain(port: int) -> None:
+    """A plain Quart app: schema validation, language ID and the model call, nothing else."""
+    import time as _time
+
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+    from pydantic import ValidationError
+    from quart import Quart, request
+
+    from sentiflow.api.schemas import ClassifyRequest, ValidationLimits
+    from sentiflow.config.settings import load_settings
+    from sentiflow.models.base import LABELS
+    from sentiflow.models.preprocess import normalize_batch
+    from sentiflow.models.training import load_or_train_default
+
+    settings = load_settings()
+    backend = load_or_train_default(settings.node.home / "models", settings.node.data_dir,
+                                    progress=False)
+    detector = backend.detector
+    limits = ValidationLimits.from_settings(settings.api)
+    app = Quart("plain")
+
+    @app.post("/api/classify")
+    async def classify() -> tuple[dict[str, Any], int]:
+        started = _time.perf_counter()
+        raw = await request.get_data(as_text=False)
+        try:
+            req = ClassifyRequest.model_validate_json(raw, context=limits)
+        except ValidationError as exc:
+            return {"error": "invalid_request", "detail": str(exc)}, 422
+        language = req.language
+        if language == "auto":
+            language = detector.detect_batch_normalized(normalize_batch([req.text]))[0].language
+        probabilities = backend.predict_proba([req.text], [language])[0]
+        best = int(probabilities.argmax())
+        return {"request_id": req.request_id, "sentiment": LABELS[best],
+                "confidence": float(probabilities[best]),
+                "model_used": f"{backend.name}:{backend.version}", "aspects": [],
+                "language_detected": language,
+                "latency_ms": (_time.perf_counter() - started) * 1000}, 200
+
+    @app.get("/readyz")
+    async def readyz() -> tuple[dict[str, str], int]:
+        return {"status": "ready"}, 200
+
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    asyncio.run(serve(app, config))
+
+
+def serve_node(port: int, synchronous: str, home: str) -> None:
+    """The real node with default settings, except the port, no rate limit and the store."""
+    from sentiflow.config.settings import load_settings
+    from sentiflow.serve import run_node
+
+    env = dict(os.environ)
+    env.update({
+        "SENTIFLOW_API__PORT": str(port),
+        "SENTIFLOW_API__RATE_LIMIT_PER_SECOND": "0",
+        "SENTIFLOW_STORAGE__RESULTS_URL": f"sqlite:///{home}/results.db",
+        "SENTIFLOW_STORAGE__SQLITE_SYNCHRONOUS": synchronous,
+    })
+    settings = load_settings(env=env)
+    raise SystemExit(asyncio.run(run_node(settings)))
+
+
+# -- load generation -----------------------------------------------------------------------------
+
+@dataclass
+class Phase:
+    name: str
+    offered_rate: float | None
+    seconds: float
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    def row(self, server: str) -> dict[str, Any]:
+        done = len(self.latencies_ms)
+        return {
+            "server": server,
+            "phase": self.name,
+            "offered_rps": self.offered_rate if self.offered_rate is not None else "max",
+            "achieved_rps": done / self.elapsed if self.elapsed else 0.0,
+            "p50_ms": percentile(self.latencies_ms, 50),
+            "p95_ms": percentile(self.latencies_ms, 95),
+            "p99_ms": percentile(self.latencies_ms, 99),
+            "errors": sum(self.errors.values()),
+        }
+
+
+async def _post(session: aiohttp.ClientSession, url: str, text: str, phase: Phase,
+                since: float) -> None:
+    body = json.dumps({"text": text, "language": "auto", "priority": "realtime"})
+    try:
+        async with session.post(url, data=body,
+                                headers={"content-type": "application/json"}) as response:
+            await response.read()
+            if response.status != 200:
+                key = str(response.status)
+                phase.errors[key] = phase.errors.get(key, 0) + 1
+                return
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        key = type(exc).__name__
+        phase.errors[key] = phase.errors.get(key, 0) + 1
+        return
+    phase.latencies_ms.append((time.perf_counter() - since) * 1000)
+
+
+async def run_phase(base: str, texts: Sequence[str], phase: Phase) -> Phase:
+    """``CLIENTS`` workers; closed loop when ``offered_rate`` is None, else each worker sends on a
+    fixed schedule of ``offered_rate / CLIENTS`` per second, timed from the scheduled instant."""
+    url = f"{base}/api/classify"
+    connector = aiohttp.TCPConnector(limit=CLIENTS, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        start = time.perf_counter()
+        deadline = start + phase.seconds
+
+        async def worker(index: int) -> None:
+            n = index
+            if phase.offered_rate is None:
+                while time.perf_counter() < deadline:
+                    await _post(session, url, texts[n % len(texts)], phase, time.perf_counter())
+                    n += CLIENTS
+                return
+            interval = CLIENTS / phase.offered_rate
+            due = start + index * (interval / CLIENTS)
+            while due < deadline:
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await _post(session, url, texts[n % len(texts)], phase, due)
+                n += CLIENTS
+                due += interval
+
+        await asyncio.gather(*(worker(i) for i in range(CLIENTS)))
+        phase.elapsed = time.perf_counter() - start
+    return phase
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def wait_ready(base: str, process: subprocess.Popen[bytes], within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"server exited with {process.returncode}")
+            try:
+                async with session.get(f"{base}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"server at {base} not ready within {within_s:.0f} s")
+
+
+async def bench_server(server: str, args: argparse.Namespace, texts: Sequence[str],
+                       home: str) -> list[dict[str, Any]]:
+    port = free_port()
+    command = [sys.executable, "-m", "bench.bench_api", "--serve", server, "--port", str(port),
+               "--home", home]
+    # The server outlives many awaits here; Popen (not asyncio's) so it works from any loop.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(base, process, within_s=600)
+        await run_phase(base, texts, Phase("warm-up", None, 3))
+        rows = [(await run_phase(base, texts, Phase("closed", None, args.seconds))).row(server),
+                (await run_phase(base, texts, Phase("open", TARGET_RATE, args.seconds)))
+                .row(server)]
+        saturation = 0.0
+        for rate in args.ramp:
+            row = (await run_phase(base, texts, Phase("ramp", rate, args.ramp_seconds)))\
+                .row(server)
+            rows.append(row)
+            if row["achieved_rps"] >= 0.95 * rate and row["p95_ms"] < P95_BUDGET_MS:
+                saturation = rate
+            else:
+                break
+        for row in rows:
+            row["saturation_rps"] = saturation
+        return rows
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    from sentiflow.config.settings import load_settings
+
+    settings = load_settings()
+    # Train (or load) the model once here so that the servers only load it.
+    from sentiflow.models.training import load_or_train_default
+
+    load_or_train_default(settings.node.home / "models", settings.node.data_dir, progress=True)
+    texts = load_texts(settings.node.data_dir)
+    rows: list[dict[str, Any]] = []
+    for server in args.servers:
+        with tempfile.TemporaryDirectory(prefix=f"bench-api-{server}-") as home:
+            rows.extend(await bench_server(server, args, texts, home))
+    print_table(f"POST /api/classify, {CLIENTS} clients, {len(texts)} texts in "
+                f"{len(LANGUAGES)} languages", rows)
+    closed = {r["server"]: r["achieved_rps"] for r in rows if r["phase"] == "closed"}
+    summary: dict[str, Any] = {"closed_loop_rps": closed}
+    if "plain" in closed:
+        for server in closed:
+            if server != "plain" and closed["plain"]:
+                overhead = 1 - closed[server] / closed["plain"]
+                summary[f"overhead_{server}"] = overhead
+                print(f"actor tree overhead ({server} vs plain): {overhead:.1%} "
+                      f"(target < 20%)")
+    for row in rows:
+        if row["phase"] == "open":
+            verdict = "meets" if row["p95_ms"] < P95_BUDGET_MS else "misses"
+            print(f"{row['server']}: p95 {row['p95_ms']:.1f} ms at {TARGET_RATE:.0f} req/s "
+                  f"({verdict} the {P95_BUDGET_MS:.0f} ms target), saturation "
+                  f"{row['saturation_rps']:.0f} req/s")
+    path = write_results("api", {"clients": CLIENTS, "texts": len(texts),
+                                 "quick": args.quick, "rows": rows, "summary": summary})
+    print(f"\nwritten {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short phases (smoke run)")
+    parser.add_argument("--servers", nargs="+", default=["plain", "node", "node-full"],
+                        choices=["plain", "node", "node-full"])
+    parser.add_argument("--serve", choices=["plain", "node", "node-full"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve == "plain":
+        serve_plain(args.port)
+        return
+    if args.serve is not None:
+        serve_node(args.port, "FULL" if args.serve == "node-full" else "NORMAL", args.home)
+        return
+    args.seconds = 5.0 if args.quick else 20.0
+    args.ramp_seconds = 4.0 if args.quick else 10.0
+    args.ramp = [1250.0, 2000.0] if args.quick else [1250.0, 1666.0, 2500.0, 3333.0, 5000.0]
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

