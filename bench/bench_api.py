@@ -11,9 +11,11 @@ Servers, started one after the other:
 
 * ``plain``: one Quart handler that validates the body with the same pydantic schema, detects the
   language and calls the model directly on the event loop: no actors, no storage.
-* ``node``: the real node (``open_node`` + ``create_app``), embedded SQLite store with
-  ``synchronous=NORMAL`` (durable against process crashes; isolates the actor tree's cost).
-* ``node-full``: the node as shipped (``synchronous=FULL``: an fsync per write transaction).
+* ``node``: the real node (``open_node`` + ``create_app``): the actor tree and its durable
+  result writes (embedded SQLite, ``synchronous=NORMAL``: durable against process crashes), with
+  the optional listeners (chDB trends, drift watching) switched off, to isolate the tree's cost.
+* ``node-full``: the node as shipped: ``synchronous=FULL`` (an fsync per write transaction),
+  trends inserted into embedded chDB, drift histograms.
 
 Phases per server:
 
@@ -124,8 +126,9 @@ def serve_plain(port: int) -> None:
     asyncio.run(serve(app, config))
 
 
-def serve_node(port: int, synchronous: str, home: str) -> None:
-    """The real node with default settings, except the port, no rate limit and the store."""
+def serve_node(port: int, full: bool, home: str) -> None:
+    """The real node with default settings, except the port, no rate limit and the store
+    (and, unless ``full``, no trends / drift listeners and ``synchronous=NORMAL``)."""
     from sentiflow.config.settings import load_settings
     from sentiflow.serve import run_node
 
@@ -134,8 +137,11 @@ def serve_node(port: int, synchronous: str, home: str) -> None:
         "SENTIFLOW_API__PORT": str(port),
         "SENTIFLOW_API__RATE_LIMIT_PER_SECOND": "0",
         "SENTIFLOW_STORAGE__RESULTS_URL": f"sqlite:///{home}/results.db",
-        "SENTIFLOW_STORAGE__SQLITE_SYNCHRONOUS": synchronous,
+        "SENTIFLOW_STORAGE__TRENDS_URL": f"chdb:///{home}/trends",
+        "SENTIFLOW_STORAGE__SQLITE_SYNCHRONOUS": "FULL" if full else "NORMAL",
     })
+    if not full:
+        env.update({"SENTIFLOW_TRENDS__ENABLED": "false", "SENTIFLOW_DRIFT__ENABLED": "false"})
     settings = load_settings(env=env)
     raise SystemExit(asyncio.run(run_node(settings)))
 
@@ -215,6 +221,13 @@ async def run_phase(base: str, texts: Sequence[str], phase: Phase) -> Phase:
     return phase
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads), from /proc: a per-request
+    cost that, unlike throughput, hardly moves when other jobs share the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -249,13 +262,23 @@ async def bench_server(server: str, args: argparse.Namespace, texts: Sequence[st
     try:
         await wait_ready(base, process, within_s=600)
         await run_phase(base, texts, Phase("warm-up", None, 3))
-        rows = [(await run_phase(base, texts, Phase("closed", None, args.seconds))).row(server),
-                (await run_phase(base, texts, Phase("open", TARGET_RATE, args.seconds)))
-                .row(server)]
-        saturation = 0.0
-        for rate in args.ramp:
-            row = (await run_phase(base, texts, Phase("ramp", rate, args.ramp_seconds)))\
-                .row(server)
+        rows = []
+        for phase in (Phase("closed", None, args.seconds),
+                      Phase("open", TARGET_RATE, args.seconds)):
+            cpu = cpu_seconds(process.pid)
+            row = (await run_phase(base, texts, phase)).row(server)
+            row["server_cpu_us_per_req"] = ((cpu_seconds(process.pid) - cpu) * 1e6
+                                            / max(1, len(phase.latencies_ms)))
+            rows.append(row)
+        open_row = rows[1]
+        saturation = TARGET_RATE if (open_row["achieved_rps"] >= 0.95 * TARGET_RATE
+                                     and open_row["p95_ms"] < P95_BUDGET_MS) else 0.0
+        for rate in args.ramp if saturation else ():
+            ramp = Phase("ramp", rate, args.ramp_seconds)
+            cpu = cpu_seconds(process.pid)
+            row = (await run_phase(base, texts, ramp)).row(server)
+            row["server_cpu_us_per_req"] = ((cpu_seconds(process.pid) - cpu) * 1e6
+                                            / max(1, len(ramp.latencies_ms)))
             rows.append(row)
             if row["achieved_rps"] >= 0.95 * rate and row["p95_ms"] < P95_BUDGET_MS:
                 saturation = rate
@@ -288,7 +311,12 @@ async def main_async(args: argparse.Namespace) -> None:
     print_table(f"POST /api/classify, {CLIENTS} clients, {len(texts)} texts in "
                 f"{len(LANGUAGES)} languages", rows)
     closed = {r["server"]: r["achieved_rps"] for r in rows if r["phase"] == "closed"}
-    summary: dict[str, Any] = {"closed_loop_rps": closed}
+    cpu = {r["server"]: r["server_cpu_us_per_req"] for r in rows if r["phase"] == "closed"}
+    summary: dict[str, Any] = {"closed_loop_rps": closed, "server_cpu_us_per_req": cpu}
+    for server in cpu:
+        if server != "plain" and cpu.get("plain"):
+            print(f"server CPU per request, {server} vs plain: {cpu[server]:.0f} vs "
+                  f"{cpu['plain']:.0f} us (+{cpu[server] / cpu['plain'] - 1:.0%})")
     if "plain" in closed:
         for server in closed:
             if server != "plain" and closed["plain"]:
@@ -320,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         serve_plain(args.port)
         return
     if args.serve is not None:
-        serve_node(args.port, "FULL" if args.serve == "node-full" else "NORMAL", args.home)
+        serve_node(args.port, args.serve == "node-full", args.home)
         return
     args.seconds = 5.0 if args.quick else 20.0
     args.ramp_seconds = 4.0 if args.quick else 10.0

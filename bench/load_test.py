@@ -274,6 +274,14 @@ async def drive(base: str, args: argparse.Namespace, pid: int | None,
 def summarise(seconds: list[Second], args: argparse.Namespace, api_rate: float,
               kafka_rate: float, api_sent: int, produced: int, kafka_done: int
               ) -> dict[str, Any]:
+    # The durable counter never decreases: a sample below the running maximum was taken after
+    # the node had stopped (its metrics read as 0) and would plot as a fake lag spike.
+    kept, high = [], 0
+    for sample in seconds:
+        if sample.durable_total >= high:
+            kept.append(sample)
+            high = sample.durable_total
+    seconds = kept
     latencies = [x for s in seconds for x in s.latencies_ms]
     ok = sum(s.ok for s in seconds)
     rss = [s.rss_mb for s in seconds if s.rss_mb == s.rss_mb]

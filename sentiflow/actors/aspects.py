@@ -12,9 +12,14 @@ pass through unchanged in the same message. For an analysed post it
   ``mixed`` with the rule's confidence, the fast tier's confidence kept in ``fast_confidence``;
 * if the analysis raises, passes the posts on with their overall result, flagged
   ``aspect_failed`` (never a lost post, never a crash loop on one bad text);
-* flags the post for review (``review_reason="aspect_low_confidence"``) when an aspect's
-  confidence is under ``aspects.review_below`` and the post is not flagged already -- the LLM
-  tier classifies whole posts only, so uncertain aspects go to the human review queue.
+* with the LLM tier on (and ``aspects.llm_escalation``), sends the posts with an aspect under
+  ``aspects.review_below`` to the LLM under the escalators' policy (admission, deadlines,
+  saturation: :mod:`sentiflow.actors.aspect_escalation`); the LLM's verdicts replace those
+  aspects' and the mixed rule is re-evaluated. Refused, late or failed: the local aspects stand
+  and the post is flagged ``aspect_<reason>`` (``aspect_llm_deadline``, ...);
+* with the tier off, flags the post for review (``review_reason="aspect_low_confidence"``)
+  when an aspect's confidence is under ``aspects.review_below`` and the post is not flagged
+  already, for the human review queue.
 
 :func:`next_stage_path` / :class:`NextStage` is the choice "aspects if any post asked for them
 and the pool exists, else the sink" that the router (and the escalators) make.
@@ -30,6 +35,7 @@ from collections.abc import Callable, Sequence
 import anyio
 import msgspec
 
+from sentiflow.actors.aspect_escalation import AspectEscalation, AspectLLM
 from sentiflow.actors.messages import Routed
 from sentiflow.models.aspects.analyzer import AspectAnalyzer
 from sentiflow.models.aspects.mixed import mixed_verdict
@@ -79,28 +85,41 @@ def aspect_records(request_id: str, predictions: Sequence[AspectPrediction]
                  for i, p in enumerate(predictions))
 
 
-def apply_aspects(result: ClassificationResult, predictions: Sequence[AspectPrediction], *,
-                  mixed_min_confidence: float, review_below: float) -> ClassificationResult:
-    """``result`` with its aspects, the mixed rule and the low-confidence flag applied."""
+def with_aspects(result: ClassificationResult, predictions: Sequence[AspectPrediction], *,
+                 mixed_min_confidence: float, review_reason: str | None) -> ClassificationResult:
+    """``result`` with its (final) aspects and the mixed rule applied, flagged for review
+    with ``review_reason`` when given and the post is not flagged already."""
     changes: dict[str, object] = {"aspects": aspect_records(result.request_id, predictions)}
     verdict = mixed_verdict(predictions, mixed_min_confidence)
     if verdict.mixed:
         changes.update(sentiment="mixed", confidence=verdict.confidence,
                        fast_confidence=result.fast_confidence
                        if result.fast_confidence is not None else result.confidence)
-    if (review_below > 0 and not result.needs_review
-            and any(p.confidence < review_below for p in predictions)):
-        changes.update(needs_review=True, review_reason=ASPECT_LOW_CONFIDENCE)
+    if review_reason is not None and not result.needs_review:
+        changes.update(needs_review=True, review_reason=review_reason)
     return msgspec.structs.replace(result, **changes)
+
+
+def apply_aspects(result: ClassificationResult, predictions: Sequence[AspectPrediction], *,
+                  mixed_min_confidence: float, review_below: float) -> ClassificationResult:
+    """``result`` with its aspects, the mixed rule and the low-confidence flag applied (the
+    tier-off path: uncertain aspects go to the human review queue)."""
+    low = review_below > 0 and any(p.confidence < review_below for p in predictions)
+    return with_aspects(result, predictions, mixed_min_confidence=mixed_min_confidence,
+                        review_reason=ASPECT_LOW_CONFIDENCE if low else None)
 
 
 class AspectWorker(Actor[Routed]):
     def __init__(self, make_analyzer: Callable[[], AspectAnalyzer], sink_path: str, *,
-                 mixed_min_confidence: float, review_below: float) -> None:
+                 mixed_min_confidence: float, review_below: float,
+                 llm: AspectEscalation | None = None) -> None:
+        """``llm``: the LLM tier for uncertain aspects (None: they are flagged for review)."""
         self._make_analyzer = make_analyzer
         self._sink_path = sink_path
         self._mixed_min = mixed_min_confidence
         self._review_below = review_below
+        self._escalation = llm
+        self._llm: AspectLLM | None = None
         self._sink: ActorRef[Routed] | None = None
         self._analyzer: AspectAnalyzer | None = None
 
@@ -115,6 +134,25 @@ class AspectWorker(Actor[Routed]):
         self._low = metrics.counter("low_confidence_aspects")
         self._time = metrics.histogram("analyse_s")
         self._failed = metrics.counter("failed_posts")
+        if self._escalation is not None:
+            self._llm = AspectLLM(self._escalation, self.context,
+                                  review_below=self._review_below, apply=self._apply,
+                                  send=self._send)
+
+    async def stopped(self) -> None:
+        if self._llm is not None:  # submissions still waiting for the LLM go on as they are
+            await self._llm.flush()
+
+    def _apply(self, before: ClassificationResult, predictions: Sequence[AspectPrediction],
+               review_reason: str | None) -> ClassificationResult:
+        after = with_aspects(before, predictions, mixed_min_confidence=self._mixed_min,
+                             review_reason=review_reason)
+        self._mixed.inc(after.sentiment == "mixed" and before.sentiment != "mixed")
+        return after
+
+    async def _send(self, routed: Routed) -> None:
+        assert self._sink is not None
+        await self._sink.tell(routed, priority=routed.lane)
 
     async def receive(self, message: Routed) -> None:
         assert self._sink is not None
@@ -144,15 +182,18 @@ class AspectWorker(Actor[Routed]):
                                          lane=message.lane), priority=message.lane)
             return
         self._time.observe(time.perf_counter() - started)
-        for (i, j), preds in zip(wanted, predictions, strict=True):
-            before = results[i][j]
-            after = apply_aspects(before, preds, mixed_min_confidence=self._mixed_min,
-                                  review_below=self._review_below)
-            results[i][j] = after
-            self._aspects.inc(len(preds))
-            self._mixed.inc(after.sentiment == "mixed" and before.sentiment != "mixed")
-            self._low.inc(sum(p.confidence < self._review_below for p in preds))
         self._posts.inc(len(wanted))
+        for preds in predictions:
+            self._aspects.inc(len(preds))
+            self._low.inc(sum(p.confidence < self._review_below for p in preds))
+        if self._llm is not None:
+            await self._llm.handle(message, results, dict(zip(wanted, predictions, strict=True)))
+            return
+        for (i, j), preds in zip(wanted, predictions, strict=True):
+            low = self._review_below > 0 and any(p.confidence < self._review_below
+                                                 for p in preds)
+            results[i][j] = self._apply(results[i][j], preds,
+                                        ASPECT_LOW_CONFIDENCE if low else None)
         await self._sink.tell(Routed(submissions=message.submissions,
                                      results=tuple(tuple(r) for r in results),
                                      lane=message.lane),

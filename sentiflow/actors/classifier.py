@@ -30,6 +30,9 @@ BackendSource = Callable[[], SentimentBackend]
 
 log = logging.getLogger("sentiflow.actors.classifier")
 
+#: Scored when the model fails on a lone submission, to tell a poison post from a broken model.
+CANARY_TEXT = "the package arrived on tuesday"
+
 
 class Classifier(MicroBatchingActor[Submission]):
     def __init__(self, backend: BackendSource, router_path: str, *, max_batch: int,
@@ -100,6 +103,8 @@ class Classifier(MicroBatchingActor[Submission]):
                                                            languages)
         except Exception as exc:
             if len(subs) == 1:
+                if not await self._model_works(backend):
+                    raise  # the model, not this input, is broken: crash and be restarted
                 self._poison.inc()
                 log.warning("%s: model failed on submission %s: %r", self.context.path,
                             [p.request.request_id for p in subs[0].posts][:5], exc)
@@ -116,3 +121,13 @@ class Classifier(MicroBatchingActor[Submission]):
         self._sizes.observe(len(texts))
         self._posts.inc(len(texts))
         return subs, [np.asarray(probabilities, dtype=np.float32)]
+
+    async def _model_works(self, backend: SentimentBackend) -> bool:
+        """Canary: does the model still score a plain text? Distinguishes a poison post (the
+        canary passes) from a broken model (it fails too), so that a broken model under light
+        load - one submission per batch - is not mistaken for a stream of bad posts."""
+        try:
+            await anyio.to_thread.run_sync(backend.predict_proba, [CANARY_TEXT], ["en"])
+        except Exception:
+            return False
+        return True

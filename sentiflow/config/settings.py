@@ -166,7 +166,10 @@ class ClassifierSettings(_Section):
     #: ``"auto"`` (each visible CUDA device, else the CPU) or a list such as ``["cuda:0"]``.
     devices: Literal["auto"] | list[str] = "auto"
     max_batch: int = Field(default=64, ge=1, le=4096)
-    max_wait_ms: float = Field(default=5.0, ge=0, le=10_000, allow_inf_nan=False)
+    #: 0 = natural batching: flush whenever the mailbox runs dry, so a batch is whatever queued
+    #: during the previous one (adapts to load with no fixed wait). bench/bench_api.py measured
+    #: it faster than a 5 ms wait on the CPU model; a GPU may prefer a few ms to fill batches.
+    max_wait_ms: float = Field(default=0.0, ge=0, le=10_000, allow_inf_nan=False)
     mailbox_size: MailboxSize = 4096
 
     @field_validator("devices")
@@ -222,9 +225,11 @@ class StorageSettings(_Section):
     #: SQLite durability: FULL fsyncs every commit (survives power loss), NORMAL only
     #: survives process crashes. See docs/node-foundations.md.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
-    #: The result writer flushes at this many results or after ``writer_max_wait_ms``.
+    #: The result writer flushes at this many results or after ``writer_max_wait_ms``
+    #: (0 = natural batching, as for the classifier: every write carries what queued during
+    #: the previous one, and a lone result is written at once).
     writer_max_batch: int = Field(default=512, ge=1, le=100_000)
-    writer_max_wait_ms: float = Field(default=20.0, ge=0, le=60_000, allow_inf_nan=False)
+    writer_max_wait_ms: float = Field(default=0.0, ge=0, le=60_000, allow_inf_nan=False)
     writer_mailbox_size: MailboxSize = 8192
     #: PostgreSQL result store (``postgresql://user@host:5432/db`` URL; a password is better
     #: given as PGPASSWORD or ~/.pgpass): pool size, and how long connecting and one statement
@@ -570,8 +575,11 @@ class AspectSettings(_Section):
     max_per_post: int = Field(default=10, ge=1, le=10)
     #: Overall label ``mixed`` when a positive and a negative aspect both reach this confidence.
     mixed_min_confidence: Probability = 0.6
-    #: Posts with an aspect under this confidence are flagged for review (0 disables).
+    #: Aspects under this confidence go to the LLM tier when it is on, else their post is
+    #: flagged for review (0 disables both).
     review_below: Probability = 0.5
+    #: With the LLM tier on, send those aspects to the LLM first (docs/aspects.md).
+    llm_escalation: bool = True
 
 
 class Settings(BaseSettings):

@@ -7,7 +7,8 @@
     │   ├── drift              DriftWatcher   sink listener: daily confidence histograms
     │   ├── trends             TrendsWriter   sink listener: events -> ClickHouse / chDB rollups
     │   ├── sink               ResultSink     durable writes, then replies
-    │   ├── aspects-<i>        AspectWorker   pool, per-aspect sentiment (aspects.enabled)
+    │   ├── aspects-<i>        AspectWorker   pool, per-aspect sentiment (aspects.enabled;
+    │   │                                     uncertain aspects to the LLM when llm is on)
     │   ├── escalator-<i>      LLMEscalator   pool, LLM second opinion (only when llm is on)
     │   ├── router             Router         confidence threshold
     │   ├── classifier-<i>     Classifier     one per device, micro-batching
@@ -33,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from sentiflow.actors.aspect_escalation import AspectEscalation
 from sentiflow.actors.aspect_pool import AspectPool
 from sentiflow.actors.aspects import AspectWorker, NextStage
 from sentiflow.actors.auditor import Auditor
@@ -171,10 +173,13 @@ def aspect_children(settings: Settings, services: Services) -> list[ChildSpec]:
     if pool is None:
         return []
     a = settings.aspects
+    # Uncertain aspects go to the LLM tier only when it is on (else: flagged for review).
+    llm = (AspectEscalation(services.llm, settings.llm)
+           if services.llm is not None and a.llm_escalation else None)
     return [ChildSpec(aspect_path(i).rsplit("/", 1)[-1],
                       partial(AspectWorker, pool.make_analyzer, SINK,
                               mixed_min_confidence=a.mixed_min_confidence,
-                              review_below=a.review_below),
+                              review_below=a.review_below, llm=llm),
                       mailbox_capacity=a.mailbox_size, shutdown=10.0)
             for i in range(a.pool_size)]
 

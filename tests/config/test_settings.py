@@ -23,7 +23,7 @@ def test_defaults_without_file_or_env(tmp_path: Path) -> None:
     s = load_settings(None, {"SENTIFLOW_HOME": str(tmp_path)})
     assert s.api.port == 8080
     assert (s.api.max_text_chars, s.api.max_batch_items) == (5000, 1000)
-    assert (s.classifier.max_batch, s.classifier.max_wait_ms) == (64, 5.0)
+    assert (s.classifier.max_batch, s.classifier.max_wait_ms) == (64, 0.0)
     assert s.classifier.devices == "auto"
     assert s.classifier.model == "default"
     assert s.router.threshold == 0.75

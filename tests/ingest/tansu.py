@@ -3,7 +3,8 @@
 tansu (https://github.com/tansu-io/tansu) speaks the Kafka wire protocol (produce, fetch,
 consumer groups, offset commits, admin); it stands in for Apache Kafka, which cannot be installed
 here. Its ``memory://`` storage engine loses everything on restart; this build supports no
-on-disk engine (only memory / S3 / GCS object stores), see docs/streaming.md.
+on-disk engine (only memory / S3 / GCS object stores), so a broker that must survive a restart
+runs on ``s3://`` against a local S3 server (tests.ingest.s3), see docs/streaming.md.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,8 +41,9 @@ class Tansu:
     """One broker process on ``127.0.0.1:port``; ``restart()`` keeps the port."""
 
     def __init__(self, binary: Path, port: int | None = None, log_path: Path | None = None,
-                 storage: str = "memory://tansu/") -> None:
+                 storage: str = "memory://tansu/", env: Mapping[str, str] | None = None) -> None:
         self.binary = binary
+        self.env = dict(env or {})  # e.g. the S3 endpoint and credentials of an s3:// storage
         self.port = port or free_port()
         self.storage = storage
         self.log_path = log_path
@@ -57,7 +59,8 @@ class Tansu:
         self.process = subprocess.Popen(
             [str(self.binary), "broker", "--listener-url", url, "--advertised-listener-url",
              url, "--storage-engine", self.storage],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "warn"})
+            stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "RUST_LOG": "warn", **self.env})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -79,8 +82,19 @@ class Tansu:
                 self.process.wait()
         self.process = None
 
-    def restart(self) -> None:
-        self.stop()
+    def kill(self) -> None:
+        """SIGKILL: no flush, no goodbye to the clients (a crashed broker)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self, *, crash: bool = False) -> None:
+        """Stop (SIGTERM, or SIGKILL when ``crash``) and start again on the same port."""
+        if crash:
+            self.kill()
+        else:
+            self.stop()
         self.start()
 
 

@@ -3,7 +3,7 @@ writes, priority, crashes and storage failures. Both anyio backends."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import anyio
@@ -12,6 +12,7 @@ import pytest
 from sentiflow.actors.messages import LANE, PipelineError, UnprocessablePostError
 from sentiflow.config.settings import Settings
 from sentiflow.config.tree import SINK, classifier_path
+from sentiflow.models.base import Probabilities
 from sentiflow.models.langid import LanguageDetector
 from sentiflow.node import Node, open_node
 from sentiflow.runtime import ActorSnapshot, HistogramSnapshot, MailboxFull
@@ -146,6 +147,32 @@ async def test_a_broken_model_answers_every_caller_and_the_classifier_restarts(
         (after,) = await node.entry.classify([req("good again", "after")],
                                              lane=LANE["standard"], timeout=5)
         assert after.sentiment == "positive"
+
+
+class _BrokenModel(LexiconBackend):
+    """Raises on every text: a model fault, not a poison post."""
+
+    def predict_proba(self, texts: Sequence[str], languages: Sequence[str]) -> Probabilities:
+        raise RuntimeError("weights corrupted")
+
+
+async def test_a_broken_model_under_light_load_is_not_blamed_on_the_post(
+        make_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
+    """One lone submission per batch cannot be bisected; the canary tells a broken model
+    (retryable PipelineError + restart) from a poison post (UnprocessablePostError)."""
+    async with open_node(make_settings(), backends=[_BrokenModel()],
+                         detector=detector) as node:
+        with pytest.raises(PipelineError) as caught:
+            await node.entry.classify([req("a lone post", "lone")], lane=LANE["standard"],
+                                      timeout=5)
+        assert not isinstance(caught.value, UnprocessablePostError)
+        for _ in range(500):
+            snap = actor(node.snapshot().find(classifier_path(0)), "classifier")
+            if snap.restarts >= 1 and snap.state == "running":
+                break
+            await anyio.sleep(0.01)
+        assert snap.restarts >= 1
+        assert snap.metrics["unprocessable"] == 0
 
 
 async def _sixty_concurrent(node: Node, poison: set[int]) -> dict[str, str]:
