@@ -38,6 +38,10 @@ DEMO_TEXTS: Sequence[str] = (
 )
 
 
+#: Sent with ``aspects: true`` (answered 501 when the aspect step is disabled).
+DEMO_ASPECTS_TEXT = "The food was delicious but the service was terribly slow."
+
+
 def hypercorn_config(settings: Settings) -> HypercornConfig:
     config = HypercornConfig()
     config.bind = [f"{settings.api.host}:{settings.api.port}"]
@@ -63,8 +67,10 @@ async def show_demo(base_url: str, echo: bool = True) -> list[dict[str, object]]
                 pass
             await anyio.sleep(0.05)
         answers = []
-        for text in DEMO_TEXTS:
-            body = {"text": text, "language": "auto", "priority": "realtime"}
+        bodies: list[dict[str, object]] = [
+            {"text": text, "language": "auto", "priority": "realtime"} for text in DEMO_TEXTS]
+        bodies.append({"text": DEMO_ASPECTS_TEXT, "aspects": True})
+        for body in bodies:
             response = await client.post("/api/classify", json=body)
             answer = response.json()
             answers.append(answer)
