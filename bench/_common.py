@@ -64,3 +64,12 @@ def write_results(name: str, payload: Mapping[str, Any]) -> Path:
               "machine": machine(), **payload}
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return path
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a server process the benchmark starts)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -36,7 +36,6 @@ import asyncio
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,7 @@ from typing import Any
 
 import aiohttp
 
-from bench._common import percentile, print_table, write_results
+from bench._common import free_port, percentile, print_table, write_results
 
 CLIENTS = 64
 TARGET_RATE = 833.0
@@ -226,13 +225,6 @@ def cpu_seconds(pid: int) -> float:
     cost that, unlike throughput, hardly moves when other jobs share the machine."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def wait_ready(base: str, process: subprocess.Popen[bytes], within_s: float) -> None:

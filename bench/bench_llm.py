@@ -35,15 +35,15 @@ from typing import Any
 import anyio
 import numpy as np
 
-from bench._common import percentile, print_table, write_results
+from bench._common import free_port, percentile, print_table, write_results
 from sentiflow.config.settings import load_settings
 from sentiflow.models.base import Probabilities
 from sentiflow.models.langid import LanguageDetector
 from sentiflow.node import Node, open_node
 from sentiflow.runtime import MailboxFull, Priority
 from sentiflow.stores.records import ClassificationRequest, ClassificationResult
-from tests.llm.fake_openai import FakeLLM, free_port, running_fake
-from tests.llm.nodes import served
+from tests.llm.fake_openai import FakeLLM, running_fake
+from tests.net import serving
 
 POSTS_PER_DAY = 72_000_000
 PRICE_IN, PRICE_OUT = 0.15, 0.60  # gpt-4o-mini, USD per 1M tokens
@@ -122,7 +122,7 @@ async def offer(node: Node, seconds: float, rate: float, rng: random.Random,
 
 async def probe_http(node: Node, seconds: float, rps: float, rng: random.Random,
                      out: list[float], priority: str) -> None:
-    async with served(node) as client:
+    async with serving(node) as client:
         async def one(i: int) -> None:
             t0 = time.perf_counter()
             r = await client.post("/api/classify", json={

@@ -53,8 +53,8 @@ from typing import Any
 import anyio
 import httpx
 
-from bench._common import print_table, write_results
-from bench.load_test import TEXTS, free_port, wait_ready
+from bench._common import free_port, print_table, write_results
+from bench.load_test import TEXTS, wait_ready
 from sentiflow.actors.messages import LANE, PipelineError
 from sentiflow.api.schemas import ClassifyRequest
 from sentiflow.config.paths import REPO_ROOT

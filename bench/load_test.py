@@ -27,7 +27,6 @@ import multiprocessing as mp
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from bench._common import RESULTS_DIR, percentile, print_table, write_results
+from bench._common import RESULTS_DIR, free_port, percentile, print_table, write_results
 from sentiflow.config.paths import REPO_ROOT
 
 TEXTS = (
@@ -81,12 +80,6 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -42,6 +41,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
+from tests.net import free_port
 
 T = TypeVar("T")
 
@@ -121,12 +122,6 @@ def postgres_dsn(postgres_server: str) -> Iterator[str]:
 
 
 # -- private clusters ------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PrivateCluster:

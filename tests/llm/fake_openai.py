@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -32,6 +31,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart, Response, request
 
+from tests.net import free_port
 from tests.node.backends import NEGATIVE, POSITIVE
 
 
@@ -139,12 +139,6 @@ def _json(payload: dict[str, Any], status: int, headers: dict[str, str] | None =
           ) -> Response:
     return Response(json.dumps(payload), status=status, content_type="application/json",
                     headers=headers or {})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_app(fake: FakeLLM) -> Quart:

@@ -7,16 +7,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import anyio
-import httpx
-
 from sentiflow.config.settings import Settings, load_settings
 from sentiflow.models.langid import LanguageDetector
 from sentiflow.node import Node, open_node
 from sentiflow.runtime import Priority
-from sentiflow.serve import hypercorn_config, serve_node
 from sentiflow.stores.records import ClassificationRequest, ClassificationResult
-from tests.llm.fake_openai import free_port
+from tests.net import free_port
 from tests.node.backends import LexiconBackend
 
 #: LexiconBackend confidences: a clear text 0.8 (above 0.75), an unclear one 0.4 (below).
@@ -54,25 +50,6 @@ async def classify(node: Node, texts: Sequence[str], *, lane: Priority = Priorit
     name = {Priority.REALTIME: "realtime", Priority.NORMAL: "standard",
             Priority.BATCH: "batch"}[lane]
     return await node.entry.classify(requests(texts, name), lane=lane, timeout=timeout)
-
-
-@asynccontextmanager
-async def served(node: Node) -> AsyncIterator[httpx.AsyncClient]:
-    """The node's REST API on a real Hypercorn (port from ``settings.api.port``)."""
-    settings = node.settings
-    stop = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(serve_node, node, hypercorn_config(settings), stop)
-        base = f"http://{settings.api.host}:{settings.api.port}"
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-            for _ in range(200):
-                try:
-                    await client.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    await anyio.sleep(0.02)
-            yield client
-        stop.set()
 
 
 def api_port() -> str:

@@ -18,7 +18,8 @@ from sentiflow.stores.records import (
     TrainingLabel,
 )
 from sentiflow.stores.sqlite import SQLiteResultStore
-from tests.llm.nodes import CLEAR, UNCLEAR, api_port, llm_node, node_settings, served
+from tests.llm.nodes import CLEAR, UNCLEAR, api_port, llm_node, node_settings
+from tests.net import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -99,7 +100,7 @@ async def test_llm_usage_adds_up_per_day(tmp_path: Path) -> None:
 async def test_review_round_trip_through_the_http_api(
         tmp_path: Path, detector: LanguageDetector, anyio_backend: str) -> None:
     settings = node_settings(tmp_path, None, API__PORT=api_port())  # LLM tier off
-    async with llm_node(settings, detector) as node, served(node) as client:
+    async with llm_node(settings, detector) as node, serving(node) as client:
         low = await client.post("/api/classify", json={"text": UNCLEAR[0],
                                                        "request_id": "low-1"})
         high = await client.post("/api/classify", json={"text": CLEAR[0],

@@ -3,18 +3,13 @@ behind a real Hypercorn, classifying posts in several languages detected automat
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import anyio
-import httpx
 import pytest
 
-from sentiflow.config.settings import Settings, load_settings
+from sentiflow.config.settings import load_settings
 from sentiflow.node import open_node
-from sentiflow.serve import hypercorn_config, serve_node
+from tests.net import free_port, serving
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.data]
 
@@ -42,39 +37,14 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@asynccontextmanager
-async def served_default(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with open_node(settings) as node:  # loads the trained model like `sentiflow run`
-        stop = anyio.Event()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(serve_node, node, hypercorn_config(settings), stop)
-            base = f"http://{settings.api.host}:{settings.api.port}"
-            async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-                for _ in range(200):
-                    try:
-                        if (await client.get("/readyz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await anyio.sleep(0.05)
-                yield client
-            stop.set()
-
-
 async def test_default_model_classifies_real_text_in_many_languages(
         default_model_home: Path, tmp_path: Path) -> None:
     settings = load_settings(None, env={
         "SENTIFLOW_NODE__HOME": str(default_model_home),
-        "SENTIFLOW_API__PORT": str(_free_port()),
+        "SENTIFLOW_API__PORT": str(free_port()),
         "SENTIFLOW_STORAGE__RESULTS_URL": f"sqlite:///{tmp_path / 'results.db'}",
     })
-    async with served_default(settings) as client:
+    async with open_node(settings) as node, serving(node) as client:  # loads like `sentiflow run`
         ready = (await client.get("/readyz")).json()
         assert ready["model"].startswith("sentiflow-linear")
         answers = []

@@ -6,7 +6,6 @@ asyncio only: Quart and Hypercorn run on asyncio (the node's production backend)
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,8 +20,8 @@ from sentiflow.config.settings import Settings
 from sentiflow.delivery.signing import verify_signature
 from sentiflow.models.langid import LanguageDetector
 from sentiflow.node import open_node
-from sentiflow.serve import hypercorn_config, serve_node
 from tests.api.webhook_receiver import receiver
+from tests.net import free_port, serving
 from tests.node.backends import LexiconBackend
 
 pytestmark = pytest.mark.anyio
@@ -36,30 +35,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @asynccontextmanager
 async def served(settings: Settings, detector: LanguageDetector,
                  backend: LexiconBackend | None = None) -> AsyncIterator[httpx.AsyncClient]:
     async with open_node(settings, backends=[backend or LexiconBackend()],
-                         detector=detector) as node:
-        stop = anyio.Event()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(serve_node, node, hypercorn_config(settings), stop)
-            base = f"http://{settings.api.host}:{settings.api.port}"
-            async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-                for _ in range(200):
-                    try:
-                        await client.get("/healthz")
-                        break
-                    except httpx.TransportError:
-                        await anyio.sleep(0.02)
-                yield client
-            stop.set()
+                         detector=detector) as node, serving(node) as client:
+        yield client
 
 
 @pytest.fixture

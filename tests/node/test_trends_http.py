@@ -16,7 +16,8 @@ import pytest
 from sentiflow.api.trends import TrendsParams
 from sentiflow.config.settings import Settings
 from sentiflow.models.langid import LanguageDetector
-from tests.node.test_http_api import free_port, served
+from tests.net import free_port
+from tests.node.test_http_api import served
 
 pytestmark = pytest.mark.anyio
 

@@ -25,6 +25,7 @@ import pytest
 
 from sentiflow.models.features import FeatureConfig
 from sentiflow.models.training import TrainConfig, train_default
+from tests.net import free_port
 
 _ROWS = {
     "positive": ["i love this", "great phone, really happy", "wonderful day", "excellent service",
@@ -71,12 +72,6 @@ def minimal_env(home: Path, prefix: str = "SENTIFLOW_") -> dict[str, str]:
     env[f"{prefix}NODE__HOME"] = str(home)
     env[f"{prefix}NODE__DATA_DIR"] = str(home.parent / "no-data")
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class NotifyListener:

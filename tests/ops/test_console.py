@@ -20,7 +20,8 @@ import pytest
 from sentiflow.config.settings import load_settings
 from sentiflow.node import Node, open_node
 from sentiflow.serve import hypercorn_config, local_url, serve_node, wait_http_ready
-from tests.ops.conftest import free_port, minimal_env
+from tests.net import free_port
+from tests.ops.conftest import minimal_env
 
 pytestmark = pytest.mark.anyio
 

@@ -21,7 +21,8 @@ from sentiflow.node import Node, open_node
 from sentiflow.ops.faults import crash_actor, stall_event_loop
 from sentiflow.ops.sdnotify import SystemdNotifier
 from sentiflow.ops.watchdog import Heartbeat, LagWindow
-from tests.ops.conftest import free_port, minimal_env
+from tests.net import free_port
+from tests.ops.conftest import minimal_env
 
 pytestmark = pytest.mark.anyio
 

@@ -30,7 +30,8 @@ from sentiflow.stores.pg_migrations import (
 )
 from sentiflow.stores.pg_url import check_postgres_url, redact_url
 from sentiflow.stores.postgres import PostgresResultStore, _storage_error
-from tests.pg import PrivateCluster, free_port
+from tests.net import free_port
+from tests.pg import PrivateCluster
 from tests.stores.samples import record
 
 pytestmark = pytest.mark.anyio
