@@ -15,7 +15,9 @@ One call of :meth:`judge` = one chat completion over several posts:
 3. retries (tenacity, full-jitter exponential backoff) on 429 (after the server's Retry-After,
    which pauses every caller), 5xx, timeouts and connection errors; an unparseable or
    out-of-label answer is retried once; other 4xx are not retried;
-4. the budget is settled with the response's token usage; spend is queued for the store.
+4. the budget is settled with the response's token usage (also for a body that is not a chat
+   completion when it says what was billed; with nothing billed the reservation is freed);
+   spend is queued for the store.
 
 Backend-neutral code (anyio), but the ``openai`` client needs asyncio in practice (its httpx
 transport runs on anyio; it is tested under asyncio only, as the node runs).
@@ -47,10 +49,11 @@ from sentiflow.models.llm.errors import (
     LLMRateLimitedError,
     LLMRequestError,
     LLMServerError,
+    NotACompletionError,
     ShareCapError,
 )
-from sentiflow.models.llm.parsing import AspectVerdict, LLMVerdict, parse_verdicts
-from sentiflow.models.llm.pricing import ModelPricing
+from sentiflow.models.llm.parsing import AspectVerdict, LLMVerdict, parse_verdicts, read_completion
+from sentiflow.models.llm.pricing import ModelPricing, TokenUsage
 from sentiflow.models.llm.prompt import (
     LLMPost,
     build_messages,
@@ -87,13 +90,18 @@ class LLMAnswer:
 class TierStats:
     """Totals since start (the escalators publish their own per-actor counters)."""
 
+    #: HTTP requests sent (every attempt).
     requests: int = 0
+    #: Attempts that failed and counted against the breaker (5xx, timeouts, connection
+    #: errors, other 4xx, unusable answers); 429s are ``rate_limited``, not failures.
+    failures: int = 0
     rate_limited: int = 0
     server_errors: int = 0
     invalid: int = 0
     cost_usd: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Times the day's budget ran out (each fires the alert once).
     budget_alerts: int = 0
     unsaved: list[LLMUsage] = field(default_factory=list)
 
@@ -129,7 +137,6 @@ class LLMTier:
         self._slots = anyio.Semaphore(settings.concurrency)
         self._usage_writer = usage_writer
         self._saving = False
-        self._exhausted_now = False
         #: Set (and replaced) whenever a call settles or releases its reservation.
         self._settled = anyio.Event()
 
@@ -157,7 +164,6 @@ class LLMTier:
 
     def _alert_exhausted(self, day: date, spent: float) -> None:
         self.stats.budget_alerts += 1
-        self._exhausted_now = True
         log.error("ALERT llm budget exhausted for %s: spent $%.4f of the $%.2f daily cap; "
                   "escalation stops until 00:00 UTC and low-confidence posts go to review",
                   day, spent, self.budget.cap)
@@ -263,49 +269,56 @@ class LLMTier:
         estimate = self.price.cost(prompt_estimate, max_tokens)
         while (reservation := self.budget.reserve(estimate)) is None:
             if self.budget.exhausted:
-                first, self._exhausted_now = self._exhausted_now, False
                 self.breaker.record_neutral()
-                raise BudgetExhaustedError("the LLM budget for today is spent", first=first)
+                raise BudgetExhaustedError("the LLM budget for today is spent")
             await self._settled.wait()  # fits once a call in flight settles below its estimate
-        self.limiter.take(tokens)
+        sent = self.limiter.take(tokens)
         self.stats.requests += 1
         if on_sent is not None:
             on_sent()
-        settled = False
+        billed: TokenUsage | None = None
+        verdicts: dict[str, LLMVerdict] | None = None
         try:
             raw = await self._create(messages, with_aspects, max_tokens)
-            self.limiter.observe_headers(raw.headers)
+            self.limiter.observe_headers(raw.headers, sent)
             try:
-                completion = raw.parse()
-                content = completion.choices[0].message.content if completion.choices else None
-                usage = completion.usage
-            except (openai.APIResponseValidationError, ValueError, AttributeError) as exc:
-                raise InvalidLLMResponseError(f"not a chat completion: {exc}") from None
-            prompt_tokens = usage.prompt_tokens if usage else prompt_estimate
-            completion_tokens = (usage.completion_tokens if usage
-                                 else math.ceil(len((content or "").encode()) / 2))
-            cost = self.price.cost(prompt_tokens, completion_tokens)
-            self.budget.settle(reservation, cost)
-            settled = True
-            self._count_usage(cost, prompt_tokens, completion_tokens, posts)
+                completion = read_completion(raw.content)
+            except NotACompletionError as exc:
+                billed = exc.usage  # the server may bill a body we cannot use: count it
+                raise
+            content = completion.content
+            # No usage in the answer: the (high) prompt estimate, the content at 2 bytes/token.
+            billed = completion.usage or TokenUsage(
+                prompt_estimate, math.ceil(len((content or "").encode()) / 2))
             verdicts = parse_verdicts(content, ids)
         except InvalidLLMResponseError:
             self.stats.invalid += 1
+            self.stats.failures += 1
             self.breaker.record_failure()
             raise
         except LLMRateLimitedError:
             self.breaker.record_neutral()
             raise
         except LLMError:
+            self.stats.failures += 1
             self.breaker.record_failure()
             raise
         finally:
-            if not settled:
+            # Settled with what the server billed (posts count only when they were judged);
+            # nothing billed (an HTTP error, a body without usage): the reservation is freed.
+            cost = 0.0
+            if billed is None:
                 self.budget.release(reservation)
+            else:
+                cost = self.price.cost(billed.prompt_tokens, billed.completion_tokens)
+                self.budget.settle(reservation, cost)
+                self._count_usage(cost, billed.prompt_tokens, billed.completion_tokens,
+                                  posts if verdicts is not None else 0)
             self._settled.set()
             self._settled = anyio.Event()
+        assert billed is not None  # set on the way to verdicts
         self.breaker.record_success()
-        return verdicts, prompt_tokens, completion_tokens, cost
+        return verdicts, billed.prompt_tokens, billed.completion_tokens, cost
 
     async def _create(self, messages: list[dict[str, str]], with_aspects: bool,
                       max_tokens: int) -> Any:
@@ -408,5 +421,8 @@ def llm_gauges(tier: LLMTier) -> dict[str, Callable[[], float]]:
         "llm_escalation_share": lambda: (tier.budget.escalated / tier.budget.routed
                                          if tier.budget.routed else 0.0),
         "llm_breaker_open": lambda: float(tier.breaker.state is not BreakerState.CLOSED),
+        "llm_requests_total": lambda: float(tier.stats.requests),
+        "llm_failures_total": lambda: float(tier.stats.failures),
         "llm_rate_limited_total": lambda: float(tier.stats.rate_limited),
+        "llm_budget_exhausted_total": lambda: float(tier.stats.budget_alerts),
     }

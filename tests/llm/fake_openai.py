@@ -5,13 +5,18 @@ is exercised end to end, headers and errors included. Deterministic: each post o
 JSON is labelled by a tiny lexicon (the same words as ``tests.node.backends``), confidence 0.9.
 Controls (all on :class:`FakeLLM`, changeable while it runs):
 
-* ``latency_s``: added to every answer; ``rpm_limit``: a server-side requests/min bucket
-  (429 + ``Retry-After`` + ``x-ratelimit-*`` when exceeded);
+* ``latency_s``: added to every answer; ``rpm_limit``: a server-side requests/min bucket (two
+  seconds of burst) advertised on every answer as OpenAI does (``x-ratelimit-limit-requests``
+  per minute, ``-remaining-requests`` left now, ``-reset-requests`` until the bucket is full
+  again), 429 + ``Retry-After`` when exceeded;
 * ``script``: the next requests' behaviour, one entry each: ``"ok"``, ``"429"`` (with
   ``retry_after_s``), ``"500"``, ``"malformed"`` (content that is not JSON), ``"bad_label"``
   (a label outside the set), ``"missing"`` (one post unanswered), ``"slow"`` (sleeps
-  ``slow_s``), ``"not_json"`` (a body that is not a chat completion);
-* counters: requests, posts judged, tokens billed (``usage`` is derived from the text sizes).
+  ``slow_s``), ``"not_json"`` (a body that is not a chat completion),
+  ``"billed_no_message"`` (a 200 whose choice has no message, as some servers send for a
+  filtered answer, with a ``usage``: billed, counted in the token counters);
+* counters: requests, posts judged, tokens billed (``usage`` is derived from the text sizes),
+  ``in_flight`` / ``max_in_flight`` (requests being handled at once, and the most ever).
 """
 
 from __future__ import annotations
@@ -57,33 +62,52 @@ class FakeLLM:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
     _tokens: float = 0.0
     _updated: float = 0.0
     base_url: str = ""
 
+    def _capacity(self) -> float:
+        assert self.rpm_limit is not None
+        return max(1.0, self.rpm_limit / 60 * 2)  # two seconds of burst, like the client's
+
+    def _refill(self) -> None:
+        assert self.rpm_limit is not None
+        now = time.monotonic()
+        if self._updated == 0.0:
+            self._tokens, self._updated = self._capacity(), now
+        self._tokens = min(self._capacity(),
+                           self._tokens + (now - self._updated) * self.rpm_limit / 60)
+        self._updated = now
+
     def _rate_ok(self) -> tuple[bool, float]:
         if self.rpm_limit is None:
             return True, 0.0
-        now = time.monotonic()
-        per_s = self.rpm_limit / 60
-        capacity = max(1.0, per_s * 2)  # two seconds of burst, like the client's default
-        if self._updated == 0.0:
-            self._tokens, self._updated = capacity, now
-        self._tokens = min(capacity, self._tokens + (now - self._updated) * per_s)
-        self._updated = now
+        self._refill()
         if self._tokens >= 1:
             self._tokens -= 1
             return True, 0.0
-        return False, (1 - self._tokens) / per_s
+        return False, (1 - self._tokens) / (self.rpm_limit / 60)
 
     def _headers(self) -> dict[str, str]:
         if self.rpm_limit is None:
             return {}
+        self._refill()  # the state now, as the answer leaves
+        full_in = max(0.0, self._capacity() - self._tokens) / (self.rpm_limit / 60)
         return {"x-ratelimit-limit-requests": str(int(self.rpm_limit)),
                 "x-ratelimit-remaining-requests": str(max(0, int(self._tokens))),
-                "x-ratelimit-reset-requests": f"{60 / self.rpm_limit:.3f}s"}
+                "x-ratelimit-reset-requests": f"{full_in:.3f}s"}
 
     async def handle(self, body: dict[str, Any]) -> Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(body)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, body: dict[str, Any]) -> Response:
         self.requests += 1
         self.bodies.append(body)
         action = self.script.popleft() if self.script else "ok"
@@ -123,6 +147,12 @@ class FakeLLM:
         completion = math.ceil(len(content) / 4)
         self.prompt_tokens += prompt
         self.completion_tokens += completion
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion,
+                 "total_tokens": prompt + completion}
+        if action == "billed_no_message":
+            return _json({"id": f"chatcmpl-{self.requests}", "object": "chat.completion",
+                          "choices": [{"index": 0, "finish_reason": "content_filter",
+                                       "message": None}], "usage": usage}, 200)
         self.answered += 1
         self.posts.extend(p["text"] for p in posts)
         return _json({
@@ -130,8 +160,7 @@ class FakeLLM:
             "created": int(time.time()), "model": body.get("model", "fake"),
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion},
+            "usage": usage,
         }, 200, self._headers())
 
 

@@ -210,3 +210,87 @@ async def test_stopping_the_node_sends_held_posts_on_with_their_fast_result(
     assert [r.review_reason for r in out] == ["llm_stopping", None]
     assert out[0].needs_review
     assert out[0].tier == "fast"
+
+
+@pytest.mark.parametrize(("llm_confidence", "to_review"), [(0.45, True), (0.5, False)])
+async def test_a_post_the_llm_is_unsure_of_goes_to_review_with_both_opinions(
+        tmp_path: Path, detector: LanguageDetector, llm_confidence: float,
+        to_review: bool) -> None:
+    """``llm.min_llm_confidence`` (0.5): under it the LLM's answer stands but the whole post
+    goes to review (``llm_low_confidence``); at it, the LLM decides alone."""
+    async with running_fake(FakeLLM(confidence=llm_confidence)) as fake, llm_node(
+            node_settings(tmp_path, fake.base_url), detector) as node:
+        texts = [UNCLEAR[0], CLEAR[0], UNCLEAR[2]]
+        results = await classify(node, texts)
+        assert sorted(fake.posts) == sorted([UNCLEAR[0], UNCLEAR[2]])
+        low = [results[0], results[2]]
+        for text, r in zip([UNCLEAR[0], UNCLEAR[2]], low, strict=True):
+            assert (r.tier, r.model_used, r.sentiment, r.confidence) == (
+                "llm", "gpt-4o-mini", label_of(text), llm_confidence)
+            assert r.fast_sentiment == "neutral"
+            assert r.fast_confidence == pytest.approx(0.4)
+            assert r.llm_confidence == llm_confidence
+            assert r.needs_review is to_review
+            assert r.review_reason == ("llm_low_confidence" if to_review else None)
+            stored = await node.store.get_result(r.request_id)
+            assert stored is not None
+            assert stored.result == r
+        assert (results[1].tier, results[1].needs_review) == ("fast", False)
+        queue = await node.store.review_items("open")
+        assert [i.record.request_id for i in queue] == (
+            [r.request_id for r in low] if to_review else [])
+
+
+async def test_ratelimit_headers_pace_the_tier_to_the_server_without_429s(
+        tmp_path: Path, detector: LanguageDetector) -> None:
+    """The server allows 1200 requests/min (20/s, 40 of burst) and says so in its
+    ``x-ratelimit-*`` headers; the node is configured for 6000/min. The tier follows the
+    headers: 60 one-post requests take the server's pace, none is refused, no post falls
+    back (ignoring the headers, ~20 of them got 429s and some posts fell back)."""
+    async with running_fake(FakeLLM(rpm_limit=1200)) as fake, llm_node(
+            node_settings(tmp_path, fake.base_url, LLM__MAX_POSTS_PER_REQUEST="1",
+                          LLM__TPM_LIMIT="100000000"), detector) as node:
+        out: list[ClassificationResult] = []
+
+        async def one(i: int) -> None:
+            out.extend(await classify(node, [f"{UNCLEAR[i % 4]} #{i}"], lane=Priority.BATCH))
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for i in range(60):
+                tg.start_soon(one, i)
+        elapsed = time.perf_counter() - started
+        assert len(out) == 60
+        assert [r.review_reason for r in out if r.tier != "llm"] == []  # none lost, none fell
+        assert fake.rate_limited == 0
+        assert fake.requests == 60  # one request per post, no retry
+        assert elapsed >= 0.8  # (60 - 40 burst) / 20 per s = 1 s at the server's pace
+        assert node.llm is not None
+        assert node.llm.limiter.requests.per_second == pytest.approx(20.0)
+
+
+async def test_concurrency_limit_holds_across_the_escalator_pool(
+        tmp_path: Path, detector: LanguageDetector) -> None:
+    """``llm.concurrency`` bounds the completions in flight for all escalators together: the
+    fake server never sees more at once, and under load it sees exactly that many. Each
+    escalator holds at most 2 posts (so the router spreads the posts over both, which could
+    send 4 at once)."""
+    async with running_fake(FakeLLM(latency_s=0.1)) as fake, llm_node(
+            node_settings(tmp_path, fake.base_url, LLM__POOL_SIZE="2", LLM__CONCURRENCY="3",
+                          LLM__MAX_POSTS_PER_REQUEST="1", LLM__MAX_PENDING_POSTS="2"),
+            detector) as node:
+        out: list[ClassificationResult] = []
+
+        async def one(i: int) -> None:
+            out.extend(await classify(node, [f"{UNCLEAR[i % 4]} #{i}"], lane=Priority.BATCH))
+
+        async with anyio.create_task_group() as tg:
+            for i in range(24):
+                tg.start_soon(one, i)
+                await anyio.sleep(0.005)  # separate classifier batches, so both get posts
+        assert len(out) == 24
+        assert all(r.tier == "llm" for r in out)
+        assert fake.requests == 24
+        assert fake.max_in_flight == 3
+        assert metric(node, escalator_path(0), "llm_requests") > 0  # both members sent
+        assert metric(node, escalator_path(1), "llm_requests") > 0

@@ -25,7 +25,9 @@ from sentiflow.models.llm import (
     response_format,
     retry_after_s,
 )
-from sentiflow.models.llm.pricing import ModelPricing
+from sentiflow.models.llm.errors import NotACompletionError
+from sentiflow.models.llm.parsing import read_completion
+from sentiflow.models.llm.pricing import ModelPricing, TokenUsage
 
 MINI = ModelPricing(0.15, 0.60)
 
@@ -184,6 +186,72 @@ def test_limiter_follows_ratelimit_headers() -> None:
     limiter2.observe_headers({"X-RateLimit-Remaining-Tokens": "0",
                               "X-RateLimit-Reset-Tokens": "6m0s"})
     assert limiter2.delay(1) == pytest.approx(360.0)
+
+
+def test_limiter_paces_itself_to_the_advertised_limit() -> None:
+    clock = Clock()
+    limiter = RateLimiter(6000, 1_000_000, clock=clock)  # configured: 100 req/s
+    limiter.take(1)
+    limiter.observe_headers({"x-ratelimit-limit-requests": "120",  # the server: 2 req/s
+                             "x-ratelimit-remaining-requests": "0",
+                             "x-ratelimit-reset-requests": "2s"})  # until the window is full
+    assert limiter.requests.per_second == pytest.approx(2.0)
+    assert limiter.requests.capacity == pytest.approx(4.0)  # two seconds of burst
+    assert limiter.delay(1) == pytest.approx(0.5)  # the next request's worth, not the reset
+    limiter.observe_headers({"x-ratelimit-limit-requests": "60000"})  # never above the config
+    assert limiter.requests.per_second == pytest.approx(100.0)
+    limiter.observe_headers({"x-ratelimit-limit-requests": "soon"})
+    assert limiter.requests.per_second == pytest.approx(100.0)
+
+
+def test_limiter_counts_requests_sent_after_the_answered_one() -> None:
+    clock = Clock()
+    limiter = RateLimiter(600, 1_000_000, clock=clock)  # 10 req/s, 20 of burst
+    first = limiter.take(100)
+    for _ in range(3):  # three more go out before the first one's answer arrives
+        limiter.take(100)
+    # The server had 4 left when it answered the first: the 3 in flight may not be counted.
+    limiter.observe_headers({"x-ratelimit-remaining-requests": "4",
+                             "x-ratelimit-remaining-tokens": "1000"}, first)
+    assert limiter.requests.tokens == pytest.approx(1.0)
+    assert limiter.tokens.tokens == pytest.approx(700.0)
+    limiter.observe_headers({"x-ratelimit-remaining-requests": "2"})  # no mark: as is
+    assert limiter.requests.tokens == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("body", "content", "usage"), [
+    (b'{"choices": [{"message": {"role": "assistant", "content": "hi"}}],'
+     b' "usage": {"prompt_tokens": 3, "completion_tokens": 4}}', "hi", TokenUsage(3, 4)),
+    (b'{"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}', None,
+     TokenUsage(3, 4)),
+    # an unreadable usage alone leaves an answer usable (the tier estimates the cost)
+    (b'{"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": "a"}}', "hi",
+     None),
+    (b'{"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": -1,'
+     b' "completion_tokens": 4}}', "hi", None),
+])
+def test_read_completion(body: bytes, content: str | None, usage: TokenUsage | None) -> None:
+    got = read_completion(body)
+    assert (got.content, got.usage) == (content, usage)
+
+
+@pytest.mark.parametrize(("body", "usage"), [
+    (b"<html>bad gateway</html>", None), (b"[1, 2]", None), (b"null", None),
+    (b'{"object": "error"}', None),
+    (b'{"choices": 5, "usage": {"prompt_tokens": 3, "completion_tokens": 4}}',
+     TokenUsage(3, 4)),
+    (b'{"choices": "x", "usage": {"prompt_tokens": 3, "completion_tokens": 4}}',
+     TokenUsage(3, 4)),
+    (b'{"choices": [{"message": null}], "usage": {"prompt_tokens": 3,'
+     b' "completion_tokens": 4}}', TokenUsage(3, 4)),
+    (b'{"choices": [{"message": {"content": 7}}]}', None),
+])
+def test_read_completion_refuses_what_is_no_completion_keeping_the_billed_usage(
+        body: bytes, usage: TokenUsage | None) -> None:
+    with pytest.raises(NotACompletionError) as caught:
+        read_completion(body)
+    assert isinstance(caught.value, InvalidLLMResponseError)  # retried once, as any such
+    assert caught.value.usage == usage
 
 
 @pytest.mark.parametrize(("raw", "seconds"), [

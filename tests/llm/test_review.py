@@ -1,5 +1,5 @@
-"""The review queue: the store's methods (SQLite, both anyio backends) and the HTTP round trip
-(asyncio: Quart on Hypercorn)."""
+"""The review queue: the store's methods (SQLite, both anyio backends) and the HTTP round trip,
+with the LLM tier off and on (asyncio: Quart on Hypercorn, the fake OpenAI server)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sentiflow.stores.records import (
     TrainingLabel,
 )
 from sentiflow.stores.sqlite import SQLiteResultStore
+from tests.llm.fake_openai import FakeLLM, label_of, running_fake
 from tests.llm.nodes import CLEAR, UNCLEAR, api_port, llm_node, node_settings
 from tests.net import serving
 
@@ -154,3 +155,43 @@ async def test_review_round_trip_through_the_http_api(
         labels = await node.store.training_labels()
         assert [(x.request_id, x.label, x.labeller) for x in labels] == [
             ("low-1", "neutral", "alice")]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_review_round_trip_with_the_llm_tier_on_keeps_both_opinions(
+        tmp_path: Path, detector: LanguageDetector, anyio_backend: str) -> None:
+    """The LLM answers but is itself unsure (0.3 < ``llm.min_llm_confidence`` 0.5): the item
+    carries the fast and the LLM opinion over HTTP, and a person's label settles it."""
+    async with running_fake(FakeLLM(confidence=0.3)) as fake, llm_node(
+            node_settings(tmp_path, fake.base_url, API__PORT=api_port()), detector) as node, \
+            serving(node) as client:
+        r = await client.post("/api/classify", json={"text": UNCLEAR[1], "language": "en",
+                                                     "request_id": "both-1"})
+        assert r.status_code == 200, r.text
+        assert (r.json()["model_used"], r.json()["confidence"]) == ("gpt-4o-mini", 0.3)
+        assert fake.posts == [UNCLEAR[1]]
+        body = (await client.get("/api/review", params={"status": "open"})).json()
+        assert [i["request_id"] for i in body["items"]] == ["both-1"]
+        item = body["items"][0]
+        assert (item["reason"], item["tier"], item["model_used"]) == (
+            "llm_low_confidence", "llm", "gpt-4o-mini")
+        assert item["fast"] == {"sentiment": "neutral", "confidence": pytest.approx(0.4),
+                                "model": "t1"}
+        assert item["llm"] == {"sentiment": label_of(UNCLEAR[1]), "confidence": 0.3,
+                               "model": "gpt-4o-mini"}
+        r = await client.post("/api/review/both-1", json={"label": "negative",
+                                                          "reviewer": "alice"})
+        assert r.status_code == 200, r.text
+        resolved = r.json()
+        assert (resolved["status"], resolved["label"], resolved["reviewer"]) == (
+            "resolved", "negative", "alice")
+        assert resolved["fast"]["confidence"] == pytest.approx(0.4)  # both opinions kept
+        assert (resolved["llm"]["sentiment"], resolved["llm"]["confidence"]) == (
+            label_of(UNCLEAR[1]), 0.3)
+        assert (await client.get("/api/review")).json()["items"] == []
+        result = (await client.get("/api/results/both-1")).json()
+        assert (result["sentiment"], result["confidence"], result["model_used"]) == (
+            "negative", 1.0, "review:alice")
+        labels = await node.store.training_labels()
+        assert [(x.request_id, x.text, x.label, x.source, x.labeller) for x in labels] == [
+            ("both-1", UNCLEAR[1], "negative", "review", "alice")]

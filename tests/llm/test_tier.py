@@ -229,3 +229,46 @@ async def test_share_cap_and_restore_from_recorded_spend(
     assert tier.admit(1) is not None
     await tier.restore(recorded)
     assert isinstance(tier.admit(1), BudgetExhaustedError)
+
+
+async def test_a_body_that_is_not_a_completion_counts_what_the_server_billed(
+        tiers: Tiers, llm_settings: Make) -> None:
+    """A 200 whose body is no usable completion but carries a ``usage`` was billed: its cost
+    is settled (the day's cap sees it), not released; a body with no usage (an HTML page
+    from a proxy) bills nothing known and its reservation is freed."""
+    async with running_fake() as fake:
+        saved: list[LLMUsage] = []
+
+        async def save(u: LLMUsage) -> None:
+            saved.append(u)
+
+        def billed() -> float:
+            return (fake.prompt_tokens * 0.15 + fake.completion_tokens * 0.60) / 1e6
+
+        tier = tiers(llm_settings(fake.base_url, max_attempts=3), usage_writer=save)
+        fake.script.extend(["billed_no_message"])
+        answer = await tier.judge(POSTS)
+        assert answer.attempts == 2
+        assert fake.requests == 2
+        assert 0 < answer.cost_usd < billed()  # the answer's own cost; the day's has both
+        assert tier.budget.spent == pytest.approx(billed())
+        assert tier.budget.reserved == 0
+        assert (tier.stats.invalid, tier.stats.failures) == (1, 1)
+        await tier.save_usage()
+        assert [(u.requests, u.posts, u.prompt_tokens, u.completion_tokens) for u in saved] == [
+            (2, 3, fake.prompt_tokens, fake.completion_tokens)]  # posts judged once
+        assert saved[0].cost_usd == pytest.approx(billed())
+
+        fake.script.extend(["billed_no_message"] * 2)  # retried once, then a failure
+        with pytest.raises(InvalidLLMResponseError):
+            await tier.judge(POSTS)
+        assert tier.budget.spent == pytest.approx(billed())
+        assert tier.budget.reserved == 0
+
+        before = tier.budget.spent
+        fake.script.extend(["not_json"])
+        answer = await tier.judge(POSTS)
+        assert answer.attempts == 2
+        assert tier.budget.spent == pytest.approx(before + answer.cost_usd)  # HTML: not billed
+        assert tier.budget.spent == pytest.approx(billed())
+        assert tier.budget.reserved == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sentiflow.models.llm.pricing import TokenUsage
+
 
 class LLMError(RuntimeError):
     """Base of the LLM tier's errors. ``reason`` is the short code recorded on a result that
@@ -16,15 +18,20 @@ class InvalidLLMResponseError(LLMError):
     reason = "llm_invalid_response"
 
 
+class NotACompletionError(InvalidLLMResponseError):
+    """The body is not a chat completion at all (not JSON, no usable ``choices``). ``usage``:
+    what the body says the server billed anyway, when it says so (the tier counts it)."""
+
+    def __init__(self, message: str, *, usage: TokenUsage | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
 class BudgetExhaustedError(LLMError):
     """The day's budget is spent (or the next call would pass it): no LLM until 00:00 UTC.
-    ``first`` is True for the refusal that ended the day's escalation (alert once)."""
+    (The alert fires once per day, where the budget runs out, not per refusal.)"""
 
     reason = "llm_budget"
-
-    def __init__(self, message: str, *, first: bool = False) -> None:
-        super().__init__(message)
-        self.first = first
 
 
 class ShareCapError(LLMError):

@@ -6,6 +6,14 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """A response's ``usage``: what the server billed for one completion."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class ModelPricing:
     """USD per million prompt (input) and completion (output) tokens."""
 
