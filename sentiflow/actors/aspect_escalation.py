@@ -14,7 +14,10 @@ left an aspect under ``aspects.review_below``. Per submission (whole submissions
 * **deadline** per lane from the node's acceptance (realtime ``llm.realtime_deadline_ms``,
   standard ``llm.standard_deadline_s``; batch waits for the answer or the failure): the
   submission goes on with the local aspects flagged ``aspect_llm_deadline``; a later answer
-  is counted (``aspect_llm_late``) and dropped;
+  is settled as an answer in time would have been and written to the store
+  (``write_late_aspects``, after the submission's own durable write): the aspect rows, the
+  overall label / ``mixed`` verdict when it changes, the LLM's opinion, and the review flag
+  (cleared unless the answer itself flags the post; a label a person gave is kept whole);
 * **answer**: each escalated aspect takes the LLM's sentiment and confidence, then the
   ``mixed`` rule is re-evaluated over all the post's aspects. An LLM aspect confidence under
   ``llm.min_llm_confidence`` flags the post (``aspect_llm_low_confidence``). The LLM's opinion
@@ -30,6 +33,7 @@ A post already flagged for review keeps its first reason (as without the tier).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -47,8 +51,11 @@ from sentiflow.models.base import LABELS
 from sentiflow.models.llm.errors import InvalidLLMResponseError, LLMError
 from sentiflow.models.llm.parsing import AspectVerdict, LLMVerdict
 from sentiflow.models.llm.prompt import LLMPost
+from sentiflow.ops.logs import post_fields
 from sentiflow.runtime import ActorContext, Priority
-from sentiflow.stores.records import ClassificationResult
+from sentiflow.stores.errors import StorageError
+from sentiflow.stores.interface import ResultStore
+from sentiflow.stores.records import ClassificationResult, ResultRecord
 
 log = logging.getLogger("sentiflow.actors.aspect_escalation")
 
@@ -65,10 +72,12 @@ def aspect_reason(llm_reason: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class AspectEscalation:
-    """What the workers need to escalate aspects: the node's shared tier and its settings."""
+    """What the workers need to escalate aspects: the node's shared tier, its settings, and
+    the result store that late answers are written to."""
 
     tier: LLMTier
     settings: LLMSettings
+    store: ResultStore
 
 
 # -- pure helpers ------------------------------------------------------------------------------
@@ -168,6 +177,8 @@ class _Job:
     #: Post index -> final results of the posts already settled.
     done: dict[int, ClassificationResult] = field(default_factory=dict)
     forwarded: bool = False
+    #: Post index -> the result sent on with local aspects (past the deadline, still waiting).
+    sent: dict[int, ClassificationResult] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,13 +194,17 @@ class AspectLLM:
     ``started()``: it uses the worker's task group and metrics)."""
 
     def __init__(self, escalation: AspectEscalation, context: ActorContext[Routed], *,
-                 review_below: float, apply: Apply, send: Send,
+                 review_below: float, apply: Apply, send: Send, relabel: Apply | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
+        """``apply``: final aspects onto a result that is sent on (the worker counts it);
+        ``relabel``: the same for a late answer's stored update (default ``apply``)."""
         self._tier = escalation.tier
         self._settings = s = escalation.settings
+        self._store = escalation.store
         self._context = context
         self._review_below = review_below
         self._apply = apply
+        self._relabel = relabel or apply
         self._send = send
         self._clock = clock
         self._deadlines = {Priority.REALTIME: s.realtime_deadline_ms / 1000,
@@ -202,6 +217,8 @@ class AspectLLM:
         self._m_decided = m.counter("aspect_llm_decided")
         self._m_requests = m.counter("aspect_llm_requests")
         self._m_late = m.counter("aspect_llm_late")
+        self._m_late_written = m.counter("aspect_llm_late_written")
+        self._m_late_relabelled = m.counter("aspect_llm_late_relabelled")
         self._m_cost = m.counter("aspect_llm_cost_microusd")
         self._m_latency = m.histogram("aspect_llm_latency_s")
 
@@ -291,7 +308,9 @@ class AspectLLM:
         except LLMError as exc:
             reason = exc.reason
             self._fallback(reason, len(items))
-            log.debug("%s: aspect escalation failed: %s", self._context.path, exc)
+            log.debug("%s: aspect escalation failed: %s", self._context.path, exc,
+                      extra=post_fields([it.job.sub.posts[it.index].request.request_id
+                                         for it in items]))
         finally:
             self._held -= len(items)
             self._room.set()
@@ -300,13 +319,24 @@ class AspectLLM:
             self._m_cost.inc(round(answer.cost_usd * 1_000_000))
             self._m_latency.observe(answer.latency_s)
         finished: list[_Job] = []
+        late: list[tuple[_Job, ResultRecord]] = []
         for k, it in enumerate(items):
             job = it.job
-            if job.forwarded:
-                self._m_late.inc(answer is not None)
-                continue
             preds = job.local[it.index]
             result = job.results[it.index]
+            if job.forwarded:  # past the deadline: only an answer is worth a second write
+                if answer is not None:
+                    self._m_late.inc()
+                    verdict = answer.verdicts[str(k)]
+                    settled = settle(preds, it.low, verdict, self._settings.min_llm_confidence)
+                    self._m_decided.inc(settled.decided)
+                    final = self._relabel(with_llm_opinion(result, verdict),
+                                          settled.predictions, settled.reason)
+                    self._m_late_relabelled.inc(
+                        final.sentiment != job.sent[it.index].sentiment)
+                    late.append((job, ResultRecord(request=job.sub.posts[it.index].request,
+                                                   result=final)))
+                continue
             if answer is None:
                 job.done[it.index] = self._apply(result, preds, aspect_reason(reason))
             else:
@@ -320,7 +350,30 @@ class AspectLLM:
                 finished.append(job)
         for job in finished:
             await self._forward(job)
+        if late:
+            await self._write_late(late)
         await self._tier.save_usage()
+
+    async def _write_late(self, late: Sequence[tuple[_Job, ResultRecord]]) -> None:
+        """Store answers that came after their submission went on; first wait (at most
+        ``llm.timeout_s``) for that submission's own durable write, so this one lands after
+        it and wins (as the post escalators' late writes do)."""
+        for job in {id(j): j for j, _ in late}.values():
+            reply = job.sub.reply
+            if not reply.done and not reply.abandoned:
+                # The submission's own outcome (even a failure) is not ours to handle.
+                with anyio.move_on_after(self._settings.timeout_s), \
+                        contextlib.suppress(Exception):
+                    await reply.wait()
+        records = [record for _, record in late]
+        try:
+            written = await self._store.write_late_aspects(records)
+        except StorageError as exc:
+            log.warning("%s: late aspect answers for %d posts not stored: %s",
+                        self._context.path, len(records), exc,
+                        extra=post_fields([r.request_id for r in records]))
+            return
+        self._m_late_written.inc(written)
 
     async def _expire(self, job: _Job) -> None:
         assert job.deadline is not None
@@ -338,7 +391,10 @@ class AspectLLM:
         self._jobs.discard(job)
         out = list(job.results)
         for j, preds in job.local.items():
-            out[j] = job.done[j] if j in job.done else self._apply(out[j], preds, reason)
+            if j in job.done:
+                out[j] = job.done[j]
+            else:
+                out[j] = job.sent[j] = self._apply(out[j], preds, reason)
         await self._send(Routed(submissions=(job.sub,), results=(tuple(out),),
                                 lane=job.sub.lane))
 

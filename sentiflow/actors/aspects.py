@@ -16,7 +16,8 @@ pass through unchanged in the same message. For an analysed post it
   ``aspects.review_below`` to the LLM under the escalators' policy (admission, deadlines,
   saturation: :mod:`sentiflow.actors.aspect_escalation`); the LLM's verdicts replace those
   aspects' and the mixed rule is re-evaluated. Refused, late or failed: the local aspects stand
-  and the post is flagged ``aspect_<reason>`` (``aspect_llm_deadline``, ...);
+  and the post is flagged ``aspect_<reason>`` (``aspect_llm_deadline``, ...); an answer that
+  comes after the deadline updates the stored result and its aspect rows;
 * with the tier off, flags the post for review (``review_reason="aspect_low_confidence"``)
   when an aspect's confidence is under ``aspects.review_below`` and the post is not flagged
   already, for the human review queue.
@@ -40,6 +41,7 @@ from sentiflow.actors.messages import Routed
 from sentiflow.models.aspects.analyzer import AspectAnalyzer
 from sentiflow.models.aspects.mixed import mixed_verdict
 from sentiflow.models.aspects.types import AspectPrediction
+from sentiflow.ops.logs import post_fields
 from sentiflow.runtime import Actor, ActorRef
 from sentiflow.stores.records import AspectSentiment, ClassificationResult
 
@@ -137,16 +139,22 @@ class AspectWorker(Actor[Routed]):
         if self._escalation is not None:
             self._llm = AspectLLM(self._escalation, self.context,
                                   review_below=self._review_below, apply=self._apply,
-                                  send=self._send)
+                                  relabel=self._relabel, send=self._send)
 
     async def stopped(self) -> None:
         if self._llm is not None:  # submissions still waiting for the LLM go on as they are
             await self._llm.flush()
 
+    def _relabel(self, before: ClassificationResult, predictions: Sequence[AspectPrediction],
+                 review_reason: str | None) -> ClassificationResult:
+        return with_aspects(before, predictions, mixed_min_confidence=self._mixed_min,
+                            review_reason=review_reason)
+
     def _apply(self, before: ClassificationResult, predictions: Sequence[AspectPrediction],
                review_reason: str | None) -> ClassificationResult:
-        after = with_aspects(before, predictions, mixed_min_confidence=self._mixed_min,
-                             review_reason=review_reason)
+        """:meth:`_relabel`, counting the post in ``mixed`` (once: a late LLM answer's stored
+        update goes through ``_relabel``, uncounted)."""
+        after = self._relabel(before, predictions, review_reason)
         self._mixed.inc(after.sentiment == "mixed" and before.sentiment != "mixed")
         return after
 
@@ -170,7 +178,9 @@ class AspectWorker(Actor[Routed]):
             predictions = await anyio.to_thread.run_sync(self._analyzer.analyze, texts, langs)
         except Exception as exc:  # the posts go on with their overall result, flagged
             log.warning("%s: aspect analysis failed for %d posts: %r", self.context.path,
-                        len(wanted), exc)
+                        len(wanted), exc, extra=post_fields(
+                            [message.submissions[i].posts[j].request.request_id
+                             for i, j in wanted]))
             self._failed.inc(len(wanted))
             for i, j in wanted:
                 results[i][j] = msgspec.structs.replace(

@@ -131,6 +131,15 @@ class ResultStore(Protocol):
         written (the LLM past a realtime deadline). Returns how many were written."""
         ...
 
+    async def write_late_aspects(self, batch: Sequence[ResultRecord]) -> int:
+        """Like ``write_late_results``, and each written result's stored aspect rows are
+        replaced by the record's (same transaction): for per-aspect answers that arrive after
+        the result was first written (an aspect escalation to the LLM past its deadline; the
+        overall label / ``mixed`` verdict may change with them). A result a person labelled
+        (tier ``review``) is kept whole, its aspect rows included. Returns how many results
+        were written."""
+        ...
+
     async def review_items(self, status: ReviewStatus, *, limit: int = 50) -> list[ReviewItem]:
         """``open``: results flagged ``needs_review``, oldest first; ``resolved``: results a
         person labelled, most recently labelled first."""

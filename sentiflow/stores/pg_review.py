@@ -1,5 +1,5 @@
-"""PostgreSQL side of the LLM tier (issue 7): late results, the review queue, training labels,
-LLM spend. Schema: migrations/postgres/0002_review.sql.
+"""PostgreSQL side of the LLM tier (issue 7): late results (and late aspect verdicts, issue 8),
+the review queue, training labels, LLM spend. Schema: migrations/postgres/0002_review.sql.
 
 A mixin of :class:`~sentiflow.stores.postgres.PostgresResultStore` (it runs its bodies through
 the store's ``_run`` transaction helper). Same semantics as
@@ -21,8 +21,10 @@ from sentiflow.stores.pg_bulk import (
     UPSERT_UNNEST,
     Conn,
     Row,
+    aspect_row,
     columns,
     record_from_row,
+    replace_aspects,
     result_row,
     utc,
 )
@@ -98,6 +100,25 @@ class PgReviewMixin:
             return int(status.rsplit(" ", 1)[-1])
 
         return await self._run(f"writing {len(batch)} late results", body)
+
+    async def write_late_aspects(self, batch: Sequence[ResultRecord]) -> int:
+        if not batch:
+            return 0
+        latest = {rec.result.request_id: rec for rec in batch}  # the last one of an id wins
+        # request_id order, as write_results: concurrent writers lock rows in one order.
+        ordered = sorted(latest.items())
+        params = columns([result_row(rec) for _, rec in ordered], _N_RESULT)  # validates
+        aspect_rows = {rid: [aspect_row(a) for a in rec.result.aspects] for rid, rec in ordered}
+        upsert = UPSERT_UNNEST + " WHERE results.tier <> 'review' RETURNING request_id"
+
+        async def body(conn: Conn) -> int:
+            # Only the rows the upsert wrote get new aspects (a person's label keeps its own).
+            written = sorted(r[0] for r in await conn.fetch(upsert, *params))
+            await replace_aspects(conn, written,
+                                  sorted(a for rid in written for a in aspect_rows[rid]))
+            return len(written)
+
+        return await self._run(f"writing {len(latest)} late aspect results", body)
 
     async def review_items(self, status: ReviewStatus, *, limit: int = 50) -> list[ReviewItem]:
         if limit < 1:

@@ -129,6 +129,31 @@ class ReviewStoreMixin:
 
         return await self._write(f"writing {len(batch)} late results", body)
 
+    async def write_late_aspects(self, batch: Sequence[ResultRecord]) -> int:
+        from sentiflow.stores import sqlite as codec
+
+        if not batch:
+            return 0
+        for rec in batch:
+            if rec.request.request_id != rec.result.request_id:
+                raise ValueError(f"request/result id mismatch: {rec.request.request_id!r}")
+        latest = {rec.result.request_id: rec for rec in batch}  # the last one of an id wins
+        upsert = codec._UPSERT_RESULT + " WHERE results.tier != 'review'"
+
+        def body(conn: sqlite3.Connection) -> int:
+            written = 0
+            for rid, rec in latest.items():
+                # 0 changes: the upsert's WHERE kept a person's label; its aspects stay too.
+                if conn.execute(upsert, codec._result_row(rec)).rowcount != 1:
+                    continue
+                written += 1
+                conn.execute("DELETE FROM aspects WHERE result_id = ?", (rid,))
+                conn.executemany(codec._INSERT_ASPECT,
+                                 [codec._aspect_row(a) for a in rec.result.aspects])
+            return written
+
+        return await self._write(f"writing {len(latest)} late aspect results", body)
+
     async def review_items(self, status: ReviewStatus, *, limit: int = 50) -> list[ReviewItem]:
         from sentiflow.stores import sqlite as codec
 

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+import anyio
 import pytest
 
 from sentiflow.actors.aspect_escalation import (
@@ -160,6 +161,51 @@ async def test_slow_llm_the_post_is_answered_at_its_deadline(
         stored = await node.store.get_result(result.request_id)
         assert stored is not None
         assert stored.result.review_reason == "aspect_llm_deadline"
+
+
+async def test_a_late_answer_updates_the_stored_aspects_unless_a_person_decided(
+        tmp_path: Path, detector: LanguageDetector) -> None:
+    async with running_fake(FakeLLM(latency_s=1.5)) as fake, open_node(
+            settings(tmp_path, fake.base_url, LLM__REALTIME_DEADLINE_MS="300"),
+            backends=[PolarityWordsBackend()], detector=detector) as node:
+        started = time.perf_counter()
+        labelled, updated = await classify(node, [UNSURE, UNSURE], Priority.REALTIME)
+        assert time.perf_counter() - started < 1.2  # the deadline, not the LLM's 1.5 s
+        for result in (labelled, updated):  # answered with the local aspects, flagged
+            assert aspects_of(result) == [("product quality", "positive", 0.9),
+                                          ("shipping", "neutral", 0.6)]
+            assert (result.sentiment, result.review_reason) == ("positive",
+                                                                "aspect_llm_deadline")
+        # A person labels the first post before the LLM answers: the answer must not undo it.
+        await node.store.resolve_review(labelled.request_id, "positive", "ann")
+        stored = None
+        for _ in range(200):  # both posts are in one request, so in one late write
+            stored = await node.store.get_result(updated.request_id)
+            assert stored is not None
+            if stored.result.sentiment == "mixed":
+                break
+            await anyio.sleep(0.05)
+        assert stored is not None
+        assert fake.requests == 1
+        late = stored.result
+        assert aspects_of(late) == [("product quality", "positive", 0.9),
+                                    ("shipping", "negative", 0.9)]
+        assert late.sentiment == "mixed"  # the LLM's shipping verdict makes the post mixed
+        assert late.fast_confidence == pytest.approx(0.9)
+        assert (late.llm_sentiment, late.llm_confidence) == ("negative", 0.9)
+        assert (late.needs_review, late.review_reason) == (False, None)  # review item closed
+        assert (late.tier, late.latency_ms) == ("fast", updated.latency_ms)
+        assert [a.aspect_id for a in late.aspects] == [a.aspect_id for a in updated.aspects]
+        open_ids = {i.record.request_id for i in await node.store.review_items("open")}
+        assert updated.request_id not in open_ids
+        kept = await node.store.get_result(labelled.request_id)
+        assert kept is not None
+        assert (kept.result.tier, kept.result.sentiment) == ("review", "positive")
+        assert kept.result.aspects == labelled.aspects
+        assert metric(node, "aspect_llm_late") == 2
+        assert metric(node, "aspect_llm_late_written") == 1
+        assert metric(node, "aspect_llm_late_relabelled") == 2  # positive -> mixed, both
+        assert metric(node, "mixed") == 0  # what was answered was not mixed
 
 
 async def test_batch_priority_waits_for_the_answer(

@@ -1,5 +1,6 @@
-"""The ``ResultStore`` methods of the LLM tier (issue 7) and the drift loop (issue 9), run
-against every backend (SQLite and PostgreSQL) so both give the same answers."""
+"""The ``ResultStore`` methods of the LLM tier (issue 7; late aspect verdicts, issue 8) and the
+drift loop (issue 9), run against every backend (SQLite and PostgreSQL) so both give the same
+answers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from sentiflow.stores import ClassificationRequest, ClassificationResult, ResultRecord
+from sentiflow.stores import (
+    AspectSentiment,
+    ClassificationRequest,
+    ClassificationResult,
+    ResultRecord,
+)
 from sentiflow.stores.errors import ReviewConflictError, ReviewNotFoundError
 from sentiflow.stores.interface import ResultStore
 from sentiflow.stores.records import (
@@ -125,6 +131,55 @@ async def test_late_results_never_overwrite_a_persons_label(result_store: Result
     assert (a.result.tier, a.result.sentiment) == ("review", "negative")
     assert b == llm[1]
     assert c == llm[2]
+
+
+def aspects(rid: str, *labels: tuple[str, str, float]) -> tuple[AspectSentiment, ...]:
+    return tuple(AspectSentiment(aspect_id=f"{rid}#{k}", result_id=rid, aspect_name=name,
+                                 sentiment=label,  # type: ignore[arg-type]
+                                 confidence=conf, text_span=(k, k + 2) if k else None)
+                 for k, (name, label, conf) in enumerate(labels))
+
+
+async def test_late_aspects_replace_the_aspect_rows_but_never_a_persons_label(
+        result_store: ResultStore) -> None:
+    local = (("price", "positive", 0.9), ("shipping", "neutral", 0.4), ("screen", "neutral", 0.3))
+    await result_store.write_results([
+        at(rid, T0, needs_review=True, review_reason="aspect_llm_deadline",
+           aspects=aspects(rid, *local)) for rid in ("a", "b", "c")])
+    await result_store.resolve_review("c", "positive", "ann")
+    # a: the LLM makes shipping negative (mixed now) and the screen row goes (fewer aspects);
+    # b: listed twice, the last record wins; c: a person's label, kept whole; d: not stored yet.
+    late_a = at("a", T0, sentiment="mixed", confidence=0.85, fast_confidence=0.9,
+                llm_sentiment="negative", llm_confidence=0.8,
+                aspects=aspects("a", ("price", "positive", 0.9), ("shipping", "negative", 0.85)))
+    stale_b = at("b", T0, aspects=aspects("b", ("price", "negative", 0.6)))
+    late_b = at("b", T0, needs_review=True, review_reason="aspect_llm_low_confidence",
+                aspects=aspects("b", ("price", "positive", 0.9), ("shipping", "neutral", 0.3),
+                                ("screen", "positive", 0.7)))
+    late_c = at("c", T0, sentiment="mixed", aspects=aspects("c", ("price", "negative", 0.99)))
+    late_d = at("d", T0, aspects=aspects("d", ("food", "positive", 0.7)))
+    assert await result_store.write_late_aspects(
+        [late_a, stale_b, late_c, late_d, late_b]) == 3
+    assert await result_store.write_late_aspects([]) == 0
+    a, b, c, d = [await result_store.get_result(x) for x in "abcd"]
+    assert a == late_a  # every field, the aspect rows included (2, not 3)
+    assert b == late_b
+    assert d == late_d
+    assert c is not None
+    assert (c.result.tier, c.result.sentiment, c.result.needs_review) == ("review", "positive",
+                                                                        False)
+    assert [(x.aspect_name, x.sentiment, x.confidence) for x in c.result.aspects] == list(local)
+    # The post escalator's late write (no aspects in its records) leaves aspect rows alone.
+    assert await result_store.write_late_results([at("a", T0, tier="llm")]) == 1
+    again = await result_store.get_result("a")
+    assert again is not None
+    assert (again.result.tier, again.result.aspects) == ("llm", late_a.result.aspects)
+    # Invalid input: nothing of the batch is written.
+    bad = ResultRecord(request=ClassificationRequest(request_id="x", text="t"),
+                       result=late_d.result)
+    with pytest.raises(ValueError, match="mismatch"):
+        await result_store.write_late_aspects([at("d", T0), bad])
+    assert await result_store.get_result("d") == late_d
 
 
 async def test_review_queue_resolution_and_labels(result_store: ResultStore) -> None:
