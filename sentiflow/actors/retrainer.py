@@ -92,6 +92,9 @@ class Retrainer(Actor[RetrainRequest]):
     async def started(self) -> None:
         self._runs = self.context.metrics.counter("retrain_runs")
         self._promotions = self.context.metrics.counter("promotions")
+        #: Candidates worse than the active model (kept the active one): the drift that asked
+        #: for the retraining is not repaired, so operators watch this beside the alerts.
+        self._rejections = self.context.metrics.counter("rejections")
         self._failures = self.context.metrics.counter("retrain_failures")
 
     async def receive(self, message: RetrainRequest) -> RetrainOutcome | None:
@@ -103,6 +106,8 @@ class Retrainer(Actor[RetrainRequest]):
             self._failures.inc()
             log.error("retraining failed (%s): %s", message.reason, exc)
             return None
+        if not outcome.acceptable:
+            self._rejections.inc()
         if outcome.promoted:
             self._promotions.inc()
             try:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from sentiflow.config.paths import REPO_ROOT
+from sentiflow.config.settings import Settings, load_settings
 from sentiflow.models.embedded import EmbeddedLinearBackend
 from sentiflow.models.features import FeatureConfig
 from sentiflow.models.training import TrainConfig, train_default
@@ -74,3 +76,18 @@ def small_model(subset_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     result = train_default(subset_data, models, version_id="small-v1", config=SMALL,
                            progress=False)
     return SmallModel(models, "small-v1", result.backend)
+
+
+def node_env(home: Path, data: Path, **extra: str) -> dict[str, str]:
+    """Environment for a test node (and the CLI beside it) on ``home`` and ``data``."""
+    return {"SENTIFLOW_NODE__HOME": str(home), "SENTIFLOW_NODE__DATA_DIR": str(data),
+            "SENTIFLOW_DRIFT__RELOAD_POLL_S": "0.2", "SENTIFLOW_CLASSIFIER__MAX_WAIT_MS": "2",
+            **extra}
+
+
+def settings_for(tmp_path: Path, small_model: SmallModel, subset_data: Path,
+                 **extra: str) -> Settings:
+    """Settings of a node whose home holds a copy of the small model (``small-v1`` active)."""
+    home = tmp_path / "home"
+    shutil.copytree(small_model.models_dir, home / "models")
+    return load_settings(None, env=node_env(home, subset_data, **extra))

@@ -3,7 +3,7 @@ asyncio): numbers come from the posts the node classified and the stored snapsho
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,8 +38,10 @@ async def test_health_and_drift_history_from_real_data(tmp_path: Path) -> None:
         await node.entry.classify(
             [ClassificationRequest(request_id=f"h{i}", text=t) for i, t in enumerate(texts)],
             lane=LANE["standard"], timeout=5)
+        trained = datetime(2026, 5, 30, 4, 5, 6, tzinfo=UTC)
         await node.store.record_model_version(ModelVersionRecord(
-            version_id="t1", model_type="lexicon", f1_score=0.61, status="active"))
+            version_id="t1", model_type="lexicon", f1_score=0.61, status="active",
+            created_at=trained))
         yesterday = utcnow().date() - timedelta(days=1)
         await node.store.write_drift_snapshot(DriftSnapshot(
             snapshot_id=f"{yesterday}:t1", day=yesterday, model_version="t1", final=True,
@@ -51,6 +53,9 @@ async def test_health_and_drift_history_from_real_data(tmp_path: Path) -> None:
         health = await response.get_json()
         assert health["active_model"] == "lexicon:t1"
         assert health["f1_score"] == 0.61  # the store's record (the backend has none)
+        # The backend carries no version record either: when the store says it was trained.
+        # (After a real retrain the served artifact's training time: test_retraining.py.)
+        assert datetime.fromisoformat(health["last_retrained"]) == trained
         assert health["low_confidence_pct"] == 25.0
         assert health["drift_score"] == 0.0  # today has no reference window (yesterday alerted)
         assert health["retraining_triggered"] is False

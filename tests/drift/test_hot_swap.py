@@ -20,12 +20,11 @@ from sentiflow.actors.drift import RetrainRequest
 from sentiflow.actors.messages import LANE
 from sentiflow.actors.model_reloader import Reload
 from sentiflow.cli import main
-from sentiflow.config.settings import Settings, load_settings
 from sentiflow.config.tree import RELOADER, RETRAINER
 from sentiflow.models.retraining import RetrainOutcome, promotion_history
 from sentiflow.node import open_node
 from sentiflow.stores.records import AspectLabel, ClassificationRequest, TrainingLabel
-from tests.drift.conftest import SmallModel
+from tests.drift.conftest import SmallModel, node_env, settings_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 
@@ -40,17 +39,6 @@ LABELLED: list[tuple[str, AspectLabel]] = [("best day ever, so happy", "positive
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def node_env(home: Path, data: Path) -> dict[str, str]:
-    return {"SENTIFLOW_NODE__HOME": str(home), "SENTIFLOW_NODE__DATA_DIR": str(data),
-            "SENTIFLOW_DRIFT__RELOAD_POLL_S": "0.2", "SENTIFLOW_CLASSIFIER__MAX_WAIT_MS": "2"}
-
-
-def settings_for(tmp_path: Path, small_model: SmallModel, subset_data: Path) -> Settings:
-    home = tmp_path / "home"
-    shutil.copytree(small_model.models_dir, home / "models")
-    return load_settings(None, env=node_env(home, subset_data))
 
 
 @pytest.mark.anyio
