@@ -21,8 +21,15 @@ import numpy as np
 import numpy.typing as npt
 
 from sentiflow.actors.batching import MicroBatchingActor
-from sentiflow.actors.messages import PipelineError, Scored, Submission, UnprocessablePostError
+from sentiflow.actors.messages import (
+    PipelineError,
+    Scored,
+    Submission,
+    UnprocessablePostError,
+    request_ids,
+)
 from sentiflow.models.base import SentimentBackend
+from sentiflow.ops.logs import post_fields
 from sentiflow.runtime import SIZE_BOUNDS, ActorRef
 
 #: Returns the backend to use now; a callable so that a promoted model can be swapped in.
@@ -71,7 +78,11 @@ class Classifier(MicroBatchingActor[Submission]):
             try:
                 await self._score(submissions[start:end])
             except Exception as exc:
-                for sub in submissions[start:]:
+                failed = submissions[start:]
+                log.error("%s: the model is failing (%r): answering %d submissions with an "
+                          "error and restarting", self.context.path, exc, len(failed),
+                          extra=post_fields(request_ids(failed)))
+                for sub in failed:
                     sub.reply.fail(PipelineError(f"classifier failed: {exc!r}"))
                 raise
             start = end
@@ -106,8 +117,11 @@ class Classifier(MicroBatchingActor[Submission]):
                 if not await self._model_works(backend):
                     raise  # the model, not this input, is broken: crash and be restarted
                 self._poison.inc()
-                log.warning("%s: model failed on submission %s: %r", self.context.path,
-                            [p.request.request_id for p in subs[0].posts][:5], exc)
+                ids = request_ids(subs)
+                log.warning("%s: model failed on %s (isolated by bisection, answered "
+                            "unprocessable): %r", self.context.path,
+                            ids[0] if len(ids) == 1 else f"a submission of {len(ids)} posts",
+                            exc, extra=post_fields(ids))
                 subs[0].reply.fail(UnprocessablePostError(f"the model failed on this input: "
                                                           f"{exc!r}"))
                 return [], []

@@ -38,9 +38,10 @@ from sentiflow.actors.escalation import ReviewReason, flagged, is_low
 from sentiflow.actors.messages import Routed, Submission
 from sentiflow.config.settings import LLMSettings
 from sentiflow.llm.tier import LLMAnswer, LLMTier
-from sentiflow.models.llm.errors import BudgetExhaustedError, LLMError
+from sentiflow.models.llm.errors import LLMError
 from sentiflow.models.llm.parsing import LLMVerdict
 from sentiflow.models.llm.prompt import LLMPost
+from sentiflow.ops.logs import post_fields
 from sentiflow.runtime import SIZE_BOUNDS, Actor, ActorRef, Priority
 from sentiflow.stores.errors import StorageError
 from sentiflow.stores.interface import ResultStore
@@ -112,7 +113,6 @@ class LLMEscalator(Actor[Routed]):
         self._m_prompt = m.counter("llm_prompt_tokens")
         self._m_completion = m.counter("llm_completion_tokens")
         self._m_cost = m.counter("llm_cost_microusd")
-        self._m_alerts = m.counter("llm_budget_exhausted")
         self._m_latency = m.histogram("llm_latency_s")
         self._m_size = m.histogram("posts_per_request", SIZE_BOUNDS)
         self.context.start_soon(self._dispatch)
@@ -182,9 +182,12 @@ class LLMEscalator(Actor[Routed]):
             answer = await self._tier.judge(posts, on_sent=sent.set)
         except LLMError as exc:
             sent.set()
-            if isinstance(exc, BudgetExhaustedError) and exc.first:
-                self._m_alerts.inc()
             self._fallback(exc.reason, len(batch))
+            log.warning("%s: LLM escalation of %d posts failed (%s: %s); they keep the fast "
+                        "result, flagged for review", self.context.path, len(batch),
+                        exc.reason, exc, extra=post_fields(
+                            [item.job.sub.posts[item.index].request.request_id
+                             for item in batch], reason=exc.reason))
             outcomes = [flagged(item.job.results[item.index], exc.reason) for item in batch]
             verdicts = False
         else:
@@ -273,7 +276,8 @@ class LLMEscalator(Actor[Routed]):
         try:
             written = await self._store.write_late_results(records)
         except StorageError as exc:
-            log.warning("late LLM answers for %d posts not stored: %s", len(records), exc)
+            log.warning("late LLM answers for %d posts not stored: %s", len(records), exc,
+                        extra=post_fields([r.request_id for r in records]))
             return
         self._m_late.inc(written)
 

@@ -9,6 +9,7 @@ with their results in submission order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,3 +82,17 @@ def replies_of(message: object) -> tuple[DeferredReply, ...]:
     if isinstance(message, Scored | Routed):
         return tuple(s.reply for s in message.submissions)
     return ()
+
+
+def request_ids(submissions: Sequence[Submission]) -> list[str]:
+    """The request ids of the posts in ``submissions``, in order (for log lines about them)."""
+    return [post.request.request_id for sub in submissions for post in sub.posts]
+
+
+def request_ids_of(message: object) -> list[str]:
+    """The request ids a pipeline message carries (for the log line when it is lost)."""
+    if isinstance(message, Submission):
+        return request_ids((message,))
+    if isinstance(message, Scored | Routed):
+        return request_ids(message.submissions)
+    return []

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from sentiflow.actors.batching import MicroBatchingActor
 from sentiflow.actors.messages import PipelineError, Routed
+from sentiflow.ops.logs import post_fields
 from sentiflow.runtime import SIZE_BOUNDS, ActorRef
 from sentiflow.stores.errors import StorageError
 from sentiflow.stores.interface import ResultStore
@@ -65,7 +66,8 @@ class ResultSink(MicroBatchingActor[Routed]):
             await self._store.write_results(records)
         except StorageError as exc:
             self._failed.inc(len(records))
-            log.error("result write of %d records failed: %s", len(records), exc)
+            log.error("result write of %d records failed: %s", len(records), exc,
+                      extra=post_fields([r.request_id for r in records]))
             for message in routed:
                 for sub in message.submissions:
                     sub.reply.fail(PipelineError(f"storage unavailable: {exc}"))

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import anyio
 
 from sentiflow.actors.batching import MicroBatchingActor
+from sentiflow.ops.logs import post_fields
 from sentiflow.runtime import SIZE_BOUNDS
 from sentiflow.stores.errors import StorageClosedError, StorageError
 from sentiflow.stores.records import ResultRecord
@@ -72,10 +73,12 @@ class TrendsWriter(MicroBatchingActor[Records]):
                 self._failures.inc()
                 if attempt == self._max_attempts:
                     log.error("trend insert of %d events failed %d times, dropping them from "
-                              "trends: %s", len(records), attempt, exc)
+                              "trends: %s", len(records), attempt, exc,
+                              extra=post_fields([r.request_id for r in records]))
                     break
                 log.warning("trend insert of %d events failed (attempt %d/%d), retrying in "
-                            "%.1f s: %s", len(records), attempt, self._max_attempts, delay, exc)
+                            "%.1f s: %s", len(records), attempt, self._max_attempts, delay, exc,
+                            extra=post_fields([r.request_id for r in records]))
                 await anyio.sleep(delay)
                 delay = min(delay * 2, ceiling)
                 continue

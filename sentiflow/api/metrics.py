@@ -22,7 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from sentiflow.runtime import ActorSnapshot, HistogramSnapshot, SystemSnapshot
+from sentiflow.runtime import ActorSnapshot, GaugeSnapshot, HistogramSnapshot, SystemSnapshot
 
 if TYPE_CHECKING:
     from sentiflow.node import Node
@@ -75,6 +75,10 @@ class ActorTreeCollector(Collector):
                     family = custom.setdefault(name, HistogramMetricFamily(
                         name, f"Actor metric {key}", labels=["path"]))
                     family.add_metric(labels, _buckets(value), value.sum)
+                elif isinstance(value, GaugeSnapshot):
+                    family = custom.setdefault(name, GaugeMetricFamily(
+                        name, f"Actor gauge {key}", labels=["path"]))
+                    family.add_metric(labels, value.value)
                 else:
                     family = custom.setdefault(name, CounterMetricFamily(
                         name, f"Actor metric {key}", labels=["path"]))

@@ -53,6 +53,7 @@ from sentiflow.ingest import clients
 from sentiflow.ingest.offsets import OffsetTracker
 from sentiflow.ingest.posts import InvalidPostError, RecordId, parse_post
 from sentiflow.ingest.wire import DeadLetter, result_value
+from sentiflow.ops.logs import post_fields
 from sentiflow.runtime import SIZE_BOUNDS, Actor, DeferredReply, MailboxFull, Priority
 from sentiflow.stores.records import ClassificationRequest, ClassificationResult, ResultRecord
 
@@ -63,6 +64,9 @@ OFFER_TIMEOUT_S = 0.05
 POLL_TIMEOUT_MS = 200
 #: While paused: how often the reader re-checks its in-flight count and keeps polling alive.
 PAUSED_TICK_S = 0.2
+#: How often the lag gauge asks the broker for its end offsets, and how long it may take.
+LAG_INTERVAL_S = 1.0
+LAG_TIMEOUT_S = 2.0
 _LANE_ORDER = (Priority.REALTIME, Priority.NORMAL, Priority.BATCH)
 
 
@@ -110,6 +114,8 @@ class _DeadItem:
     offset: int
     generation: int
     letter: DeadLetter
+    #: The post's request id (None when the record could not even be parsed into a post).
+    request_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -164,6 +170,15 @@ class KafkaReader(Actor[StatusQuery]):
         self._results = m.counter("results_produced")
         self._poll_sizes = m.histogram("poll_size", SIZE_BOUNDS)
         self._latency = m.histogram("produce_to_durable_s")
+        # Levels (/metrics gauges): posts on our partitions not yet durable, paused 0/1, ...
+        self._lag = m.gauge("lag")
+        self._paused = m.gauge("paused")
+        self._in_flight = m.gauge("in_flight")
+        self._assigned = m.gauge("assigned_partitions")
+        self._connected = m.gauge("connected")
+        for gauge in (self._lag, self._paused, self._in_flight, self._assigned, self._connected):
+            gauge.set(0)
+        self._lag_due = 0.0
         self.context.start_soon(self._run)
 
     async def receive(self, message: StatusQuery) -> ReaderStatus:
@@ -193,6 +208,8 @@ class KafkaReader(Actor[StatusQuery]):
                     await self._commit(consumer)
         finally:
             self._state.connected = False
+            self._connected.set(0)
+            self._paused.set(0)
             with anyio.move_on_after(10.0, shield=True):
                 if consumer is not None:
                     await consumer.stop()
@@ -226,6 +243,7 @@ class KafkaReader(Actor[StatusQuery]):
                 delay = min(delay * 2, s.retry_backoff_max_s)
                 continue
             self._state.connected = True
+            self._connected.set(1)
             log.info("%s: consuming %s as group %r", self.context.path, s.topics, s.group_id)
             return consumer, producer
 
@@ -238,6 +256,7 @@ class KafkaReader(Actor[StatusQuery]):
                                            max_records=self._settings.max_poll_records)
             if batch:
                 await self._handle(batch, producer)
+            await self._measure(consumer)
 
     async def _gate(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
         """Pause while too many posts are in flight; resume at half (hysteresis)."""
@@ -255,7 +274,39 @@ class KafkaReader(Actor[StatusQuery]):
             batch = await consumer.getmany(timeout_ms=0)
             if batch:
                 await self._handle(batch, producer)
+            await self._measure(consumer)
         self._resume(consumer)
+
+    async def _measure(self, consumer: AIOKafkaConsumer) -> None:
+        """Update the gauges. ``lag`` = posts on this reader's partitions not yet durable (or
+        dead-lettered): the broker's end offset minus our position, plus what was fetched and
+        is still in the pipeline. The end offsets are asked for (at most every
+        ``LAG_INTERVAL_S``) rather than read from fetch responses, which stop while paused -
+        exactly when the lag matters. A slow or failed answer keeps the last value."""
+        state = self._state
+        self._paused.set(state.paused)
+        outstanding = state.tracker.outstanding()
+        self._in_flight.set(outstanding)
+        now = time.monotonic()
+        if now < self._lag_due:
+            return
+        self._lag_due = now + LAG_INTERVAL_S
+        assigned = list(consumer.assignment())
+        self._assigned.set(len(assigned))
+        # Only partitions fetched from at least once: their position is known, so asking for it
+        # never waits (a partition just assigned counts from its first fetch, ~a poll later).
+        fetched = [tp for tp in assigned if consumer.highwater(tp) is not None]
+        behind = 0
+        with anyio.move_on_after(LAG_TIMEOUT_S) as scope:
+            try:
+                ends = await consumer.end_offsets(fetched) if fetched else {}
+                for tp in fetched:
+                    behind += max(0, ends[tp] - await consumer.position(tp))
+            except (KafkaError, KeyError) as exc:  # a rebalance in between: next time
+                log.debug("%s: lag not measured (%r)", self.context.path, exc)
+                return
+        if not scope.cancelled_caught:
+            self._lag.set(behind + state.tracker.outstanding())
 
     def _pause(self, consumer: AIOKafkaConsumer) -> None:
         if not self._state.paused:
@@ -347,16 +398,19 @@ class KafkaReader(Actor[StatusQuery]):
         items = self._live(flight.items)
         if not items:
             return
+        ids = [i.request.request_id for i in items]
         if flight.attempt >= s.max_retries:
             log.warning("%s: %d posts failed %d times (%s); dead-lettering them",
-                        self.context.path, len(items), flight.attempt + 1, exc)
+                        self.context.path, len(items), flight.attempt + 1, exc,
+                        extra=post_fields(ids, attempt=flight.attempt + 1))
             await self._dead_letter([self._dead_item(i, "pipeline", exc, flight.attempt + 1)
                                      for i in items], self._producer)
             return
         self._retried.inc(len(items))
         delay = min(s.retry_backoff_initial_s * 2 ** flight.attempt, s.retry_backoff_max_s)
         log.info("%s: %d posts failed (%s); retry %d in %.1f s", self.context.path, len(items),
-                 exc, flight.attempt + 1, delay)
+                 exc, flight.attempt + 1, delay,
+                 extra=post_fields(ids, attempt=flight.attempt + 1))
         await anyio.sleep(delay)
         if items := self._live(items):
             await self._submit(items, flight.lane, flight.attempt + 1)
@@ -365,7 +419,8 @@ class KafkaReader(Actor[StatusQuery]):
     def _dead_item(item: _Item, kind: str, exc: BaseException, attempts: int) -> _DeadItem:
         where = RecordId(item.tp.topic, item.tp.partition, item.offset)
         return _DeadItem(item.tp, item.offset, item.generation, DeadLetter(
-            where, item.value, item.key, kind, f"{type(exc).__name__}: {exc}", attempts))
+            where, item.value, item.key, kind, f"{type(exc).__name__}: {exc}", attempts),
+            item.request.request_id)
 
     async def _completed(self, flight: _Flight, results: tuple[ClassificationResult, ...],
                          producer: AIOKafkaProducer | None) -> None:
@@ -402,8 +457,13 @@ class KafkaReader(Actor[StatusQuery]):
         tracker = self._state.tracker
         for d in dead:
             tracker.done(d.tp, d.offset, d.generation)
-            log.info("%s: dead-lettered %s:%d:%d (%s: %s)", self.context.path, d.tp.topic,
-                     d.tp.partition, d.offset, d.letter.kind, d.letter.error)
+            log.warning("%s: dead-lettered %s %s:%d:%d (%s: %s)", self.context.path,
+                        d.request_id or "a record", d.tp.topic, d.tp.partition, d.offset,
+                        d.letter.kind, d.letter.error, extra=post_fields(
+                            [d.request_id] if d.request_id is not None else [],
+                            kafka_topic=d.tp.topic, kafka_partition=d.tp.partition,
+                            kafka_offset=d.offset, dead_letter_kind=d.letter.kind,
+                            dead_letter_topic=topic))
         self._dead.inc(len(dead))
         self._notify_freed()
 

@@ -172,7 +172,7 @@ class ConsoleFeed:
                                             else confidence_total.merge(value))
                     elif key == E2E_LATENCY:
                         e2e = window if e2e is None else e2e.merge(window)
-                elif key == WRITTEN:
+                elif key == WRITTEN and isinstance(value, int):
                     written += value
                     written_before += before if isinstance(before, int) else 0
             rows.append(row)

@@ -1,9 +1,15 @@
 """Logging setup: plain text for a terminal, one JSON object per line for journald / Loki.
 
-The request being served is carried in a :class:`~contextvars.ContextVar` (``request_id``) that
-the API binds per request; a filter copies it onto every record, so any log line written while
-handling a request (in the handler or anything it awaits in the same task) names it without
-threading an id through call signatures.
+Two ways a line names the post it is about:
+
+* explicitly, with ``extra=post_fields(ids, batch_id=...)``: every line written by the pipeline's
+  actors, the Kafka readers and the batch jobs about particular posts (a poison post, a failed
+  write, a dead letter, a failed LLM call, a webhook that gave up). Actors run in their own
+  tasks, far from the request that brought a post in, so the ids travel with the message and
+  are passed here by the code that logs, never picked up from ambient state;
+* the HTTP request being served, carried in a :class:`~contextvars.ContextVar`
+  (``request_id``) that the API binds per request: the fallback for lines written in the
+  handler's own task (the filter fills it in when a line names no post).
 
 The JSON formatter is written here (stdlib only) rather than taken from python-json-logger: it
 is twenty lines, and owning it fixes the field names operators query (``ts``, ``level``,
@@ -17,7 +23,7 @@ import json
 import logging
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Literal, TextIO
@@ -30,6 +36,31 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
     "message", "asctime", "request_id", "taskName"}
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+
+#: At most this many ids in a line's ``request_ids`` (``posts`` always has the full count).
+MAX_LOGGED_IDS = 20
+
+
+def post_fields(request_ids: Sequence[str], *, batch_id: str | None = None,
+                **fields: object) -> dict[str, object]:
+    """The ``extra=`` of a log line about particular posts.
+
+    About one post: ``request_id`` (the field operators search, the same as for an HTTP
+    request). About several: ``request_ids`` (the first :data:`MAX_LOGGED_IDS`) and ``posts``
+    (how many), so a line about a thousand posts stays a line; ``request_id`` is then left to
+    the context (the HTTP request, or ``-``). ``batch_id`` names the batch job, and ``fields``
+    are further structured fields (``kafka_topic``, ``attempt``...).
+    """
+    out: dict[str, object] = {}
+    if len(request_ids) == 1:
+        out["request_id"] = request_ids[0]
+    elif request_ids:
+        out["request_ids"] = list(request_ids[:MAX_LOGGED_IDS])
+        out["posts"] = len(request_ids)
+    if batch_id is not None:
+        out["batch_id"] = batch_id
+    out.update(fields)
+    return out
 
 
 def bind_request_id(value: str) -> None:
@@ -108,4 +139,4 @@ def request_id_from(header: str | None) -> str:
     trusted blindly: it ends up in log lines."""
     if header and len(header) <= 128 and set(header) <= _ID_CHARS:
         return header
-    return uuid.uuid4().hex
+    return str(uuid.uuid4())

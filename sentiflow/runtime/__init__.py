@@ -31,9 +31,12 @@ from sentiflow.runtime.metrics import (
     LATENCY_BOUNDS,
     SIZE_BOUNDS,
     Counter,
+    Gauge,
+    GaugeSnapshot,
     Histogram,
     HistogramSnapshot,
     Metrics,
+    MetricSnapshot,
 )
 from sentiflow.runtime.ref import ActorRef
 from sentiflow.runtime.reply import DeferredReply
@@ -51,8 +54,9 @@ __all__ = [
     "LATENCY_BOUNDS", "SIZE_BOUNDS", "Actor", "ActorCell", "ActorContext", "ActorCrashed",
     "ActorError", "ActorNotFound", "ActorRef", "ActorSnapshot", "ActorState", "ActorStopped",
     "ActorSystem", "AskTimeout", "Counter", "DeadLetter", "DeadLetterHandler",
-    "DeadLetterReason", "DeferredReply", "ErrorInfo", "Histogram", "HistogramSnapshot",
-    "InvalidName", "Mailbox", "MailboxClosed", "MailboxFull", "Metrics", "NameTaken", "Node",
+    "DeadLetterReason", "DeferredReply", "ErrorInfo", "Gauge", "GaugeSnapshot", "Histogram",
+    "HistogramSnapshot", "InvalidName", "Mailbox", "MailboxClosed", "MailboxFull",
+    "MetricSnapshot", "Metrics", "NameTaken", "Node",
     "NodeSnapshot", "NotInActor", "OnCrash", "Parent", "Priority", "SupervisorSnapshot",
     "SystemNotRunning", "SystemSnapshot", "child_path", "log_dead_letter",
 ]

@@ -1,4 +1,4 @@
-"""Cheap metrics for introspection: a fixed-bucket histogram and a counter.
+"""Cheap metrics for introspection: a fixed-bucket histogram, a counter and a gauge.
 
 Buckets are fixed and log-spaced (powers of two from 1 µs to ~67 s by default) so that
 observing is one ``bisect`` plus two additions, and histograms with the same bounds merge by
@@ -101,24 +101,55 @@ class Counter:
         self.value += amount
 
 
+@dataclass(frozen=True, slots=True)
+class GaugeSnapshot:
+    """A gauge's value when the snapshot was taken (its own type, so that readers never
+    mistake a level for a count and compute a rate from it)."""
+
+    value: float
+
+
+class Gauge:
+    """A level that goes up and down (a lag, a 0/1 state), set by its owner."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def set(self, value: float) -> None:
+        self.value = float(value)
+
+
+MetricSnapshot = HistogramSnapshot | GaugeSnapshot | int
+"""One custom metric in a snapshot: a histogram, a gauge, or a counter's plain ``int``."""
+
+
 class Metrics:
     """An actor's custom metrics, published in its snapshot under their names.
 
-    Lives with the actor's slot, so values accumulate across restarts (like Prometheus).
+    Lives with the actor's slot, so values accumulate across restarts (like Prometheus); a
+    gauge keeps its last value until the restarted actor sets it again.
     """
 
-    __slots__ = ("_counters", "_histograms")
+    __slots__ = ("_counters", "_gauges", "_histograms")
 
     def __init__(self) -> None:
         self._histograms: dict[str, Histogram] = {}
         self._counters: dict[str, Counter] = {}
+        self._gauges: dict[str, Gauge] = {}
+
+    def _check_free(self, name: str, kind: str) -> None:
+        for other, taken in (("counter", self._counters), ("histogram", self._histograms),
+                             ("gauge", self._gauges)):
+            if other != kind and name in taken:
+                raise ValueError(f"metric {name!r} is already a {other}")
 
     def histogram(self, name: str, bounds: Sequence[float] = LATENCY_BOUNDS) -> Histogram:
         """The histogram called ``name``, created on first use."""
         hist = self._histograms.get(name)
         if hist is None:
-            if name in self._counters:
-                raise ValueError(f"metric {name!r} is already a counter")
+            self._check_free(name, "histogram")
             hist = self._histograms[name] = Histogram(bounds)
         return hist
 
@@ -126,12 +157,20 @@ class Metrics:
         """The counter called ``name``, created on first use."""
         counter = self._counters.get(name)
         if counter is None:
-            if name in self._histograms:
-                raise ValueError(f"metric {name!r} is already a histogram")
+            self._check_free(name, "counter")
             counter = self._counters[name] = Counter()
         return counter
 
-    def snapshot(self) -> dict[str, HistogramSnapshot | int]:
-        out: dict[str, HistogramSnapshot | int] = {k: c.value for k, c in self._counters.items()}
+    def gauge(self, name: str) -> Gauge:
+        """The gauge called ``name``, created on first use (at 0)."""
+        gauge = self._gauges.get(name)
+        if gauge is None:
+            self._check_free(name, "gauge")
+            gauge = self._gauges[name] = Gauge()
+        return gauge
+
+    def snapshot(self) -> dict[str, MetricSnapshot]:
+        out: dict[str, MetricSnapshot] = {k: c.value for k, c in self._counters.items()}
         out.update((k, h.snapshot()) for k, h in self._histograms.items())
+        out.update((k, GaugeSnapshot(g.value)) for k, g in self._gauges.items())
         return out

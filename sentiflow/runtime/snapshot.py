@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from sentiflow.runtime.metrics import HistogramSnapshot
+from sentiflow.runtime.metrics import HistogramSnapshot, MetricSnapshot
 
 
 class ActorState(StrEnum):
@@ -46,7 +46,7 @@ class ActorSnapshot:
     processing_time: HistogramSnapshot
     restarts: int
     last_error: ErrorInfo | None
-    metrics: Mapping[str, HistogramSnapshot | int] = field(default_factory=dict)
+    metrics: Mapping[str, MetricSnapshot] = field(default_factory=dict)
     children: tuple[NodeSnapshot, ...] = ()
     kind: Literal["actor"] = "actor"
 

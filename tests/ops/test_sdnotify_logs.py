@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from sentiflow.ops.logs import (
+    MAX_LOGGED_IDS,
     JsonFormatter,
     configure_logging,
+    post_fields,
     request_id_from,
     request_scope,
 )
@@ -131,3 +133,25 @@ def test_request_id_header_is_validated(header: str | None, kept: bool) -> None:
     value = request_id_from(header)
     assert (value == header) is kept
     assert 1 <= len(value) <= 128
+
+
+def test_post_fields_name_one_post_or_several() -> None:
+    buffer = io.StringIO()
+    handler = configure_logging("INFO", "json", stream=buffer)
+    ids = [f"p{i}" for i in range(MAX_LOGGED_IDS + 5)]
+    try:
+        log = logging.getLogger("sentiflow.test")
+        with request_scope("http-1"):  # an explicit post id wins over the request's
+            log.warning("one", extra=post_fields(["p0"], batch_id="b1", attempt=2))
+            log.warning("many", extra=post_fields(ids))
+        log.warning("job", extra=post_fields((), batch_id="b2"))
+    finally:
+        logging.getLogger().removeHandler(handler)
+    one, many, job = (json.loads(line) for line in buffer.getvalue().splitlines())
+    assert (one["request_id"], one["batch_id"], one["attempt"]) == ("p0", "b1", 2)
+    assert "request_ids" not in one
+    assert many["request_id"] == "http-1"
+    assert many["request_ids"] == ids[:MAX_LOGGED_IDS]
+    assert many["posts"] == len(ids)
+    assert (job["request_id"], job["batch_id"]) == ("-", "b2")
+    assert "posts" not in job

@@ -22,6 +22,7 @@ from sentiflow.runtime import (
     DeadLetter,
     DeadLetterReason,
     DeferredReply,
+    HistogramSnapshot,
     InvalidName,
     MailboxFull,
     NameTaken,
@@ -160,7 +161,7 @@ async def test_deferred_replies_answer_asks_later_in_a_batch() -> None:
         assert snap is not None
         assert snap.kind == "actor"
         batch_hist = snap.metrics["batch_size"]
-        assert not isinstance(batch_hist, int)
+        assert isinstance(batch_hist, HistogramSnapshot)
         assert batch_hist.count == 2
 
 

@@ -37,7 +37,8 @@ function renderStats(frame) {
   const state = n.draining ? "draining" : n.ready ? "ready" : "not ready";
   $("s-state").innerHTML = `<span class="pill ${n.draining ? "pill-warn" : n.ready ? "pill-ok" : "pill-bad"}">${state}</span>`;
   $("s-tput").textContent = fmt(t.throughput);
-  $("s-lat").textContent = `${fmt(lat.p50)} / ${fmt(lat.p95)} / ${fmt(lat.p99)}`;
+  const ms = (x) => fmt(x, x >= 100 ? 0 : 1);
+  $("s-lat").textContent = `${ms(lat.p50)} / ${ms(lat.p95)} / ${ms(lat.p99)}`;
   $("s-written").textContent = fmt(t.written, 0);
   $("s-restarts").textContent = fmt(t.restarts, 0);
   $("s-dead").textContent = fmt(t.dead_letters, 0);
@@ -56,13 +57,15 @@ function renderTree(frame) {
         `<td class="num">${a.restarts}</td><td>${err}</td></tr>`);
       continue;
     }
-    const fill = a.mailbox_capacity ? Math.min(100, 100 * a.mailbox_depth / a.mailbox_capacity) : 0;
+    // any queued message shows (a sliver at least): 5 waiting in a mailbox of 4096 is news
+    const fill = a.mailbox_capacity && a.mailbox_depth
+      ? Math.max(4, Math.min(100, 100 * a.mailbox_depth / a.mailbox_capacity)) : 0;
     const color = fill > 80 ? "var(--bad)" : fill > 40 ? "var(--warn)" : "var(--ok)";
     const lat = a.latency_ms || {};
     const batch = a.batch ? `${fmt(a.batch.mean)} / ${fmt(a.batch.p95, 0)}` : "";
     rows.push(`<tr data-path="${esc(a.path)}"><td>${indent}${esc(a.name)}</td><td>${esc(a.class)}</td>` +
       `<td><span class="pill ${stateClass(a.state)}">${esc(a.state)}</span></td>` +
-      `<td class="num"><span class="bar"><span style="width:${fill}%;background:${color}"></span></span>${a.mailbox_depth} / ${a.mailbox_capacity}</td>` +
+      `<td class="num"><span class="bar"><span style="width:${fill}%;background:${color}"></span></span><span class="depth">${a.mailbox_depth} / ${a.mailbox_capacity}</span></td>` +
       `<td class="num">${fmt(a.rate)}</td><td class="num">${fmt(lat.p50, 2)} / ${fmt(lat.p95, 2)} / ${fmt(lat.p99, 2)}</td>` +
       `<td class="num">${batch}</td><td class="num">${a.restarts}</td><td>${err}</td></tr>`);
   }
