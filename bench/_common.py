@@ -56,10 +56,12 @@ def print_table(title: str, rows: Sequence[Mapping[str, Any]]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
 
 
-def write_results(name: str, payload: Mapping[str, Any]) -> Path:
-    """Write ``payload`` plus machine facts and a timestamp to ``bench/results/<name>.json``."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
+def write_results(name: str, payload: Mapping[str, Any],
+                  directory: Path = RESULTS_DIR) -> Path:
+    """Write ``payload`` plus machine facts and a timestamp to ``bench/results/<name>.json``
+    (``directory``: elsewhere, e.g. a test's temp dir)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
     record = {"benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "machine": machine(), **payload}
     path.write_text(json.dumps(record, indent=2, default=str) + "\n")

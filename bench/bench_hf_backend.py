@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import random
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from bench._common import print_table, write_results
 from sentiflow.config.paths import data_dir
 from sentiflow.models.devices import resolve_device
 from sentiflow.models.hf_backend import HFBackend
+from tests.hf_checkpoints import save_checkpoint
 
 _WORDS = (
     "good", "bad", "great", "awful", "love", "hate", "movie", "game", "phone", "service", "today",
@@ -75,30 +75,10 @@ def load_texts(count: int, seed: int = 0) -> tuple[list[str], list[str], str]:
 
 
 def build_checkpoint(directory: Path, corpus: Sequence[str], size: str) -> Path:
-    """A random-weight DistilBERT classifier with a WordPiece tokenizer trained on ``corpus``."""
-    import torch
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DistilBertConfig
-
-    directory.mkdir(parents=True)
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(list(corpus), vocab_size=30522, min_frequency=2,
-                                  show_progress=False)
-    wordpiece.save_model(str(directory))
-    (directory / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "DistilBertTokenizer", "do_lower_case": True})
-    )
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    torch.manual_seed(0)
-    if size == "tiny":
-        config = DistilBertConfig(dim=32, hidden_dim=64, n_layers=2, n_heads=2)
-    else:
-        config = DistilBertConfig()  # 66M parameters, like distilbert-base
-    config.num_labels = 3  # LABEL_0..2: negative, neutral, positive
-    network = AutoModelForSequenceClassification.from_config(config)  # type: ignore[no-untyped-call]
-    network.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    """A random-weight DistilBERT classifier with a WordPiece tokenizer trained on ``corpus``
+    (``size``: ``tiny``, or ``base`` = the ``DistilBertConfig()`` defaults, 66M parameters)."""
+    return save_checkpoint(directory, corpus=corpus,
+                           size="tiny" if size == "tiny" else "distilbert")
 
 
 def texts_per_second(run: Callable[[], object], n_texts: int) -> float:

@@ -29,14 +29,8 @@ from sentiflow.models.hf_backend import (
     LabelMappingError,
     label_mapping_from_config,
 )
+from tests.hf_checkpoints import TINY_VOCAB, save_checkpoint
 
-_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
-VOCAB = [
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
-    "good", "bad", "great", "awful", "the", "movie", "love", "hate", "it", "was", "and",
-    "!", "?", ".", ",", "@", "#",
-    *_CHARS, *(f"##{c}" for c in _CHARS),
-]
 POSITIONS = 64
 
 TEXTS = [
@@ -56,26 +50,10 @@ def _langs(texts: list[str]) -> list[str]:
 
 
 def _save_checkpoint(directory: Path, id2label: Mapping[int, str], seed: int = 0) -> Path:
-    """Write a tiny DistilBERT classifier + WordPiece tokenizer the way a user's would be."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DistilBertConfig
-
-    directory.mkdir(parents=True)
-    (directory / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    (directory / "tokenizer_config.json").write_text(
-        json.dumps({"tokenizer_class": "DistilBertTokenizer", "do_lower_case": True})
-    )
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    torch.manual_seed(seed)
-    config = DistilBertConfig(
-        vocab_size=len(VOCAB), dim=32, hidden_dim=64, n_layers=2, n_heads=2,
-        max_position_embeddings=POSITIONS, initializer_range=0.3,
-        id2label=dict(id2label), label2id={v: k for k, v in id2label.items()},
-    )
-    network = AutoModelForSequenceClassification.from_config(config)  # type: ignore[no-untyped-call]
-    network.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    """A tiny DistilBERT (hidden 32, 2 layers) with the fixed 94-token vocabulary, written the
+    way a user's checkpoint would be; a large init range makes texts' outputs differ clearly."""
+    return save_checkpoint(directory, id2label, seed=seed, vocab=TINY_VOCAB,
+                           max_position_embeddings=POSITIONS, initializer_range=0.3)
 
 
 def _relabel(source: Path, target: Path, id2label: Mapping[int, str]) -> Path:
