@@ -3,7 +3,8 @@ from a topic, with backpressure, a progress bar and a summary.
 
 Each line (JSONL: an object with ClassificationRequest fields; CSV: a header with at least
 ``text``) is validated like an API request. Invalid lines are never skipped silently: each
-becomes a dead-letter record (line number, error, raw line) in ``<FILE>.deadletter.jsonl``.
+becomes a dead-letter record (line number, error, raw line) in ``<FILE>.deadletter.jsonl``, and
+so does every valid post the pipeline failed to classify (counted as ``failed``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 import uuid
 from collections import Counter
@@ -24,10 +26,17 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from sentiflow.actors.messages import LANE
-from sentiflow.api.schemas import ClassifyRequest, ValidationLimits, error_body
+from sentiflow.api.schemas import (
+    ClassifyRequest,
+    ValidationLimits,
+    error_body,
+    reject_json_constant,
+)
 from sentiflow.node import Node
 from sentiflow.runtime import DeferredReply
 from sentiflow.stores.records import ClassificationRequest, ClassificationResult, utcnow
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -41,24 +50,30 @@ class ReplaySummary:
     languages: Counter[str] = field(default_factory=Counter)
     needs_review: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    #: Where the posts that were not classified are listed (None when there were none).
+    dead_letter_file: Path | None = None
 
     def as_dict(self) -> dict[str, Any]:
         lat = sorted(self.latencies_ms)
 
-        def pct(q: float) -> float:
-            return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+        def pct(q: float) -> float | None:  # None, not NaN (which is not JSON), when empty
+            return round(lat[min(len(lat) - 1, int(q * len(lat)))], 2) if lat else None
 
         return {"read": self.read, "classified": self.classified,
                 "dead_lettered": self.dead_lettered, "failed": self.failed,
                 "seconds": round(self.seconds, 3),
                 "posts_per_s": round(self.classified / self.seconds, 1) if self.seconds else 0,
-                "latency_ms_p50": round(pct(0.50), 2), "latency_ms_p95": round(pct(0.95), 2),
+                "latency_ms_p50": pct(0.50), "latency_ms_p95": pct(0.95),
                 "needs_review": self.needs_review, "sentiments": dict(self.sentiments),
-                "languages": dict(self.languages.most_common())}
+                "languages": dict(self.languages.most_common()),
+                "dead_letter_file": (str(self.dead_letter_file)
+                                     if self.dead_letter_file is not None else None)}
 
 
 def _records(path: Path) -> Iterator[tuple[int, str, Any]]:
-    """(line number, raw text, parsed object or an Exception) per record of the file."""
+    """(line number, raw text, parsed object or the exception that stopped parsing) per record
+    of the file. Bytes that are not UTF-8 are read as lone surrogates (``surrogateescape``):
+    the line is still reported, and the text check refuses them as invalid Unicode."""
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8", errors="surrogateescape") as fh:
             reader = csv.DictReader(fh)
@@ -73,8 +88,9 @@ def _records(path: Path) -> Iterator[tuple[int, str, Any]]:
             if not line.strip():
                 continue
             try:
-                yield number, line.rstrip("\n"), json.loads(line)
-            except json.JSONDecodeError as exc:
+                yield number, line.rstrip("\n"), json.loads(
+                    line, parse_constant=reject_json_constant)
+            except (ValueError, RecursionError) as exc:  # bad JSON, NaN, too deep, huge ints
                 yield number, line.rstrip("\n"), exc
 
 
@@ -88,56 +104,76 @@ async def replay(node: Node, path: Path, *, source: str = "replay", in_flight: i
     bar = tqdm(desc="replay", unit="post", disable=not progress)
     started = time.perf_counter()
 
-    async def settle(chunk: list[ClassificationRequest], reply: DeferredReply) -> None:
-        try:
-            results: tuple[ClassificationResult, ...] = await reply.wait()
-        except Exception:
-            summary.failed += len(chunk)
-        else:
-            summary.classified += len(results)
-            for r in results:
-                summary.sentiments[r.sentiment] += 1
-                summary.languages[r.language_detected] += 1
-                summary.needs_review += r.needs_review
-                summary.latencies_ms.append(r.latency_ms)
-        finally:
-            bar.update(len(chunk))
-            slots.release()
-
     with dead_path.open("w", encoding="utf-8") as dead:
+
+        def dead_letter(number: int, raw: str, error: str) -> None:
+            dead.write(_dead_line({"line": number, "error": error, "raw": raw}))
+
+        async def settle(chunk: list[tuple[int, str, ClassificationRequest]],
+                         reply: DeferredReply) -> None:
+            try:
+                results: tuple[ClassificationResult, ...] = await reply.wait()
+            except Exception as exc:  # never lost: each post is reported with the error
+                summary.failed += len(chunk)
+                for number, raw, _ in chunk:
+                    dead_letter(number, raw, f"not classified: {type(exc).__name__}: {exc}")
+            else:
+                summary.classified += len(results)
+                for r in results:
+                    summary.sentiments[r.sentiment] += 1
+                    summary.languages[r.language_detected] += 1
+                    summary.needs_review += r.needs_review
+                    summary.latencies_ms.append(r.latency_ms)
+            finally:
+                bar.update(len(chunk))
+                slots.release()
+
         async with anyio.create_task_group() as tg:
-            chunk: list[ClassificationRequest] = []
+            chunk: list[tuple[int, str, ClassificationRequest]] = []
 
             async def flush() -> None:
                 await slots.acquire()
-                reply = await node.entry.submit(chunk, lane=LANE["batch"])  # backpressure
+                reply = await node.entry.submit([req for _, _, req in chunk],  # backpressure
+                                                lane=LANE["batch"])
                 tg.start_soon(settle, list(chunk), reply)
                 chunk.clear()
 
             for number, raw, obj in _records(path):
                 summary.read += 1
-                try:
-                    if isinstance(obj, Exception):
-                        raise obj
+                if isinstance(obj, BaseException):
+                    detail = f"invalid JSON: {obj}"
+                else:
                     if isinstance(obj, dict):
                         obj.setdefault("source", source)
                         obj.setdefault("request_id", f"replay-{uuid.uuid4()}")
-                    req = ClassifyRequest.model_validate(obj, context=limits)
-                except (ValidationError, json.JSONDecodeError) as exc:
-                    detail = (error_body(exc).detail if isinstance(exc, ValidationError)
-                              else f"invalid JSON: {exc}")
-                    dead.write(json.dumps({"line": number, "error": detail, "raw": raw},
-                                          ensure_ascii=False) + "\n")
-                    summary.dead_lettered += 1
-                    bar.update(1)
-                    continue
-                chunk.append(req.to_request(priority="batch", received_at=utcnow()))
-                if len(chunk) >= chunk_size:
-                    await flush()
+                    try:
+                        req = ClassifyRequest.model_validate(obj, context=limits)
+                    except ValidationError as exc:
+                        detail = error_body(exc).detail
+                    else:
+                        chunk.append((number, raw,
+                                      req.to_request(priority="batch", received_at=utcnow())))
+                        if len(chunk) >= chunk_size:
+                            await flush()
+                        continue
+                dead_letter(number, raw, detail)
+                summary.dead_lettered += 1
+                bar.update(1)
             if chunk:
                 await flush()
     summary.seconds = time.perf_counter() - started
     bar.close()
-    if not summary.dead_lettered:
+    if summary.dead_lettered or summary.failed:
+        summary.dead_letter_file = dead_path
+    else:
         dead_path.unlink(missing_ok=True)
     return summary
+
+
+def _dead_line(record: dict[str, Any]) -> str:
+    """One JSON line; ASCII-escaped when the raw line held bytes that were not UTF-8 (read as
+    lone surrogates, which a UTF-8 file cannot hold; ``\\udcXX`` escapes keep them exact)."""
+    line = json.dumps(record, ensure_ascii=False)
+    if _SURROGATE.search(line):
+        line = json.dumps(record)
+    return line + "\n"

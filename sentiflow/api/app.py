@@ -2,12 +2,13 @@
 
 Every error is a JSON ``{error, detail}`` body with a 4xx/5xx status, never an HTML page or a
 hang: bad JSON 400, failed validation 422, too large 413, unknown route 404, missing key 401,
-rate limited 429 (+ Retry-After), aspects 501 (when aspects.enabled is false), saturation or a
-pipeline failure 503 (+ Retry-After).
+rate limited 429 (+ Retry-After), aspects 501 (when aspects.enabled is false), a post the model
+fails on 422 ``unprocessable``, saturation or a pipeline failure 503 (+ Retry-After).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from quart import Quart, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from sentiflow.actors.messages import LANE, PipelineError
+from sentiflow.actors.messages import LANE, PipelineError, UnprocessablePostError
 from sentiflow.api.console import console_blueprint
 from sentiflow.api.metrics import CONTENT_TYPE, ApiMetrics, NodeCollector
 from sentiflow.api.model_health import add_openapi, model_blueprint
@@ -33,11 +34,13 @@ from sentiflow.api.schemas import (
     BatchAccepted,
     BatchRequest,
     BatchStatus,
+    BodyNotJSONError,
     ClassifyRequest,
     ClassifyResponse,
     ErrorBody,
     ValidationLimits,
     error_body,
+    load_json,
 )
 from sentiflow.api.security import (
     ApiKeyChecker,
@@ -50,12 +53,14 @@ from sentiflow.api.security import (
 )
 from sentiflow.api.trends_routes import trends_blueprint
 from sentiflow.node import Node
-from sentiflow.ops.logs import bind_request_id, request_id_from
+from sentiflow.ops.logs import bind_request_id, post_fields, request_id_from
 from sentiflow.runtime import MailboxFull
 from sentiflow.stores.errors import ReviewConflictError, ReviewNotFoundError
 from sentiflow.stores.records import BatchJob, utcnow
 
 JSON = dict[str, Any]
+
+log = logging.getLogger("sentiflow.api")
 
 
 class ApiError(Exception):
@@ -89,12 +94,13 @@ def create_app(node: Node) -> Quart:
 
     async def parse(model: type[ClassifyRequest] | type[BatchRequest]) -> Any:
         raw = await request.get_data(as_text=False)
-        try:
-            return model.model_validate_json(raw, context=limits)
+        try:  # Python's json, then the schema (see schemas.load_json for why)
+            return model.model_validate(load_json(raw), context=limits)
+        except BodyNotJSONError as exc:
+            raise ApiError(400, "invalid_json", exc.detail) from None
         except ValidationError as exc:
-            invalid_json = any(e["type"] == "json_invalid" for e in exc.errors())
-            body = error_body(exc, "invalid_json" if invalid_json else "invalid_request")
-            raise ApiError(400 if invalid_json else 422, body.error, body.detail) from None
+            body = error_body(exc)
+            raise ApiError(422, body.error, body.detail) from None
 
     @app.before_request
     async def guard() -> None:
@@ -138,6 +144,10 @@ def create_app(node: Node) -> Quart:
     @app.post("/api/classify")
     async def classify() -> tuple[JSON, int]:
         req: ClassifyRequest = await parse(ClassifyRequest)
+        if "request_id" not in req.model_fields_set:
+            # One id per call: the post is stored, answered and logged under the HTTP
+            # request's id (the caller's X-Request-ID, else a new one).
+            req = req.model_copy(update={"request_id": g.request_id})
         if req.aspects and not settings.aspects.enabled:
             raise ApiError(501, "not_implemented",
                            "aspect-based sentiment is disabled on this node (aspects.enabled); "
@@ -151,6 +161,10 @@ def create_app(node: Node) -> Quart:
             raise ApiError(503, "saturated", "the node is at capacity; retry later",
                            retry_after) from None
         except PipelineError as exc:
+            log.warning("classify %s failed: %s", req.request_id, exc, extra=post_fields(
+                [req.request_id], http_request_id=g.request_id))
+            if isinstance(exc, UnprocessablePostError):  # the input: a retry fails the same way
+                raise ApiError(422, "unprocessable", str(exc)) from None
             raise ApiError(503, "unavailable", str(exc), retry_after) from None
         return ClassifyResponse.from_result(results[0]).model_dump(mode="json"), 200
 
@@ -177,7 +191,7 @@ def create_app(node: Node) -> Quart:
                        webhook_url=req.webhook_url)
         estimate = node.estimate_completion_ms(len(requests))
         await node.store.create_batch(job, requests)
-        await node.start_batch(batch_id)
+        await node.start_batch(batch_id, len(requests))
         return BatchAccepted(batch_id=batch_id, count=len(requests),
                              estimated_completion_ms=estimate).model_dump(mode="json"), 202
 

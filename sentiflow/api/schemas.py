@@ -1,19 +1,22 @@
 """Request and response bodies of the REST API (pydantic v2 models, the OpenAPI source).
 
 Requests are strict (``extra="forbid"``, ``strict=True``): unknown fields, wrong JSON types
-(``"aspects": "yes"``, ``"text": 5``) and blank text are rejected with a ``ValidationError`` that
-:func:`error_body` turns into the API's ``{error, detail}`` 4xx body. Limits that come from
-configuration (``api.max_text_chars``, ``api.max_batch_items``) are passed at validation time as
-the pydantic *context*, so one model class serves every configuration::
+(``"aspects": "yes"``, ``"text": 5``) and text the models cannot classify (empty, too long, not
+valid Unicode, binary junk: :func:`~sentiflow.models.preprocess.validate_text`) are rejected
+with a ``ValidationError`` that :func:`error_body` turns into the API's ``{error, detail}`` 4xx
+body. Limits that come from configuration (``api.max_text_chars``, ``api.max_batch_items``) are
+passed at validation time as the pydantic *context*, so one model class serves every
+configuration::
 
     limits = ValidationLimits.from_settings(settings.api)
-    req = ClassifyRequest.model_validate_json(body, context=limits)
+    req = ClassifyRequest.model_validate(load_json(body), context=limits)
 
 Without a context the defaults (5000 characters, 1000 items) apply.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -29,8 +32,11 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from sentiflow.config.settings import ApiSettings
+from sentiflow.models.errors import InputError
+from sentiflow.models.preprocess import validate_text
 from sentiflow.stores.records import (
     BatchState,
     BatchView,
@@ -92,16 +98,19 @@ class ClassifyItem(_Request):
     topic: str | None = Field(default=None, min_length=1, max_length=128)
     aspects: bool = Field(default=False, description="Return per-aspect sentiment.")
 
-    @field_validator("text")
+    @field_validator("text", mode="before")
     @classmethod
-    def _text_is_classifiable(cls, text: str, info: ValidationInfo) -> str:
-        limit = _limits(info).max_text_chars
-        if len(text) > limit:
-            raise ValueError(f"text is {len(text)} characters; the limit is {limit}")
-        if not text.strip():
-            raise ValueError("text must not be blank")
-        if "\x00" in text:  # (lone surrogates are already refused by pydantic's str parsing)
-            raise ValueError("text must not contain NUL characters")
+    def _text_is_classifiable(cls, text: object, info: ValidationInfo) -> object:
+        """The models' own check (:func:`~sentiflow.models.preprocess.validate_text`), so the
+        API, batches, Kafka, ``replay`` and ``classify`` refuse exactly what the models cannot
+        classify. It runs *before* pydantic's str parsing, which would refuse a lone surrogate
+        with a vague "not a valid string"; non-strings are left to pydantic's type error."""
+        if isinstance(text, str):
+            try:
+                validate_text(text, _limits(info).max_text_chars)
+            except InputError as exc:
+                raise PydanticCustomError(exc.code, "{detail} ({code})",
+                                          {"detail": exc.detail, "code": exc.code}) from None
         return text
 
     @field_validator("language")
@@ -228,8 +237,12 @@ class BatchStatus(_Response):
     @classmethod
     def from_view(cls, view: BatchView) -> Self:
         job, hook = view.job, view.webhook
+        # The stored counter can lag the results (posts in flight when a node stopped were
+        # written by its drain after the job's task was cancelled): never show fewer done
+        # than the results listed.
         return cls(
-            batch_id=job.batch_id, status=job.status, count=job.count, done=job.done,
+            batch_id=job.batch_id, status=job.status, count=job.count,
+            done=max(job.done, len(view.results)),
             error=job.error,
             results=[ClassifyResponse.from_result(r.result) for r in view.results],
             webhook=WebhookDelivery(url=job.webhook_url, state=hook.state,
@@ -254,8 +267,14 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out or "body"
 
 
+#: At most this many problems are spelled out in one ``detail`` (a batch of 1000 bad items
+#: would otherwise answer with a 100 kB sentence); the rest are counted.
+MAX_LISTED_PROBLEMS = 20
+
+
 def error_body(exc: ValidationError, code: str = "invalid_request") -> ErrorBody:
-    """``{error, detail}`` for a failed validation, naming each field (``items[3].text: …``).
+    """``{error, detail}`` for a failed validation, naming each field (``items[3].text: …``)
+    and, for text the models refuse, the reason's code (``text: … (invalid_encoding)``).
 
     The offending values are not echoed (they may be large or not printable).
     """
@@ -267,7 +286,49 @@ def error_body(exc: ValidationError, code: str = "invalid_request") -> ErrorBody
         elif err["type"] == "json_invalid":
             msg = "body is not valid JSON"
         problems.append(f"{_loc(tuple(err['loc']))}: {msg}")
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        more = len(problems) - MAX_LISTED_PROBLEMS
+        problems = [*problems[:MAX_LISTED_PROBLEMS], f"and {more} more problems"]
     return ErrorBody(error=code, detail="; ".join(problems) or "invalid request")
+
+
+class BodyNotJSONError(ValueError):
+    """A request body that is not a JSON document (400 ``invalid_json``)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def reject_json_constant(name: str) -> object:
+    """``parse_constant`` for :func:`json.loads`: NaN and Infinity are not JSON."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_json(raw: bytes | str) -> object:
+    """Parse a request body with Python's json module, not pydantic's parser.
+
+    ``"\\ud800"`` (a lone surrogate escape) is valid JSON *syntax*; pydantic's parser calls the
+    whole body invalid JSON, which hides the real reason (the text is not valid Unicode, a 422
+    from :func:`~sentiflow.models.preprocess.validate_text`) behind a 400. Python's parser
+    returns the surrogate and lets the one text check name it. The Kafka decoder and
+    ``replay`` parse with the same module. NaN / Infinity (not JSON), non-UTF-8 bytes, nesting
+    deeper than the parser's recursion limit and integers too long to convert are all
+    :class:`BodyNotJSONError`.
+    """
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise BodyNotJSONError(f"body is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        return json.loads(text, parse_constant=reject_json_constant)
+    except json.JSONDecodeError as exc:
+        raise BodyNotJSONError(f"body is not valid JSON: {exc.msg} at line {exc.lineno} "
+                               f"column {exc.colno}") from None
+    except RecursionError:
+        raise BodyNotJSONError("body is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # NaN / Infinity, integers over sys.get_int_max_str_digits()
+        raise BodyNotJSONError(f"body is not valid JSON: {exc}") from None
 
 
 def json_schemas() -> dict[str, Any]:

@@ -3,7 +3,9 @@
 A post on a topic is a JSON object with the API's ClassificationRequest fields (``text`` required;
 ``request_id``, ``language``, ``source``, ``topic``, ``priority``, ``aspects`` optional). It is
 validated by the API's own schema (:class:`~sentiflow.api.schemas.ClassifyRequest`, strict, with
-the configured text limit), so the API and the stream accept exactly the same posts.
+the configured text limit and the models' text check, so empty text, lone surrogates, control
+characters and binary junk are dead-lettered with the reason's code), so the API and the stream
+accept exactly the same posts.
 
 Defaults chosen for streams:
 
@@ -20,7 +22,12 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from sentiflow.api.schemas import ClassifyRequest, ValidationLimits, error_body
+from sentiflow.api.schemas import (
+    ClassifyRequest,
+    ValidationLimits,
+    error_body,
+    reject_json_constant,
+)
 from sentiflow.stores.records import ClassificationRequest, utcnow
 
 InvalidKind = Literal["empty", "not_utf8", "bad_json", "not_object", "invalid_fields"]
@@ -59,10 +66,14 @@ def parse_post(value: bytes | None, where: RecordId, *,
         raise InvalidPostError("not_utf8", f"value is not UTF-8: {exc.reason} at byte "
                                            f"{exc.start}") from None
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_constant=reject_json_constant)
     except json.JSONDecodeError as exc:
         raise InvalidPostError("bad_json", f"value is not JSON: {exc.msg} at line {exc.lineno} "
                                            f"column {exc.colno}") from None
+    except RecursionError:  # a poison record must not crash (and so re-read) the reader
+        raise InvalidPostError("bad_json", "value is not JSON: nested too deeply") from None
+    except ValueError as exc:  # NaN / Infinity, integers too long to convert
+        raise InvalidPostError("bad_json", f"value is not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise InvalidPostError("not_object",
                                f"value is a JSON {type(obj).__name__}, expected an object")

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sentiflow.api.schemas import ValidationLimits
 from sentiflow.ingest.offsets import OffsetTracker, PartitionProgress
 from sentiflow.ingest.posts import InvalidPostError, RecordId, parse_post
+from tests.text_cases import BAD_TEXTS, ODD_GOOD_TEXTS, ids
 
 WHERE = RecordId("twitter", 3, 42)
 LIMITS = ValidationLimits(max_text_chars=20)
@@ -55,6 +56,41 @@ def test_bad_input_is_typed(value: bytes | None, kind: str) -> None:
         parse_post(value, WHERE, limits=LIMITS)
     assert info.value.kind == kind
     assert info.value.detail
+
+
+@pytest.mark.parametrize(("name", "text", "code"), BAD_TEXTS, ids=ids(BAD_TEXTS))
+def test_bad_text_is_dead_lettered_with_the_models_reason(name: str, text: str,
+                                                          code: str) -> None:
+    """The decoder refuses what the API refuses, with the reason's code in the detail (which
+    the reader puts in the dead letter's ``error`` header)."""
+    with pytest.raises(InvalidPostError) as info:
+        parse_post(json.dumps({"text": text}).encode(), WHERE, limits=ValidationLimits())
+    assert info.value.kind == "invalid_fields"
+    assert info.value.detail.startswith("text: ")
+    assert f"({code})" in info.value.detail, info.value.detail
+
+
+@pytest.mark.parametrize(("name", "text"), ODD_GOOD_TEXTS, ids=ids(ODD_GOOD_TEXTS))
+def test_odd_but_real_text_becomes_a_post_unchanged(name: str, text: str) -> None:
+    req = parse_post(json.dumps({"text": text}).encode(), WHERE, limits=ValidationLimits())
+    assert req.text == text
+    raw_utf8 = json.dumps({"text": text}, ensure_ascii=False).encode()
+    assert parse_post(raw_utf8, WHERE, limits=ValidationLimits()).text == text
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (b"[" * 100_000, "nested too deeply"),
+    (b'{"text": "ok", "x": NaN}', "NaN"),
+    (b'{"text": "ok", "n": ' + b"9" * 5000 + b"}", "digits"),
+])
+def test_json_the_parser_chokes_on_is_dead_lettered_not_raised(value: bytes,
+                                                               reason: str) -> None:
+    """A poison record that makes json.loads raise something other than JSONDecodeError
+    (RecursionError, ValueError) must still become a dead letter: an exception escaping
+    here would crash the reader, which would then re-read the same record forever."""
+    with pytest.raises(InvalidPostError, match=reason) as info:
+        parse_post(value, WHERE, limits=LIMITS)
+    assert info.value.kind == "bad_json"
 
 
 def test_commit_position_stops_at_the_first_gap() -> None:

@@ -174,7 +174,13 @@ async def test_bad_input_goes_to_the_dead_letter_topic(
         post("x" * 41): "invalid_fields",  # oversize
         b'{"text": 5}': "invalid_fields",  # wrong type
         post("ok", priority="urgent"): "invalid_fields",
+        post("bad \ud800 surrogate"): "invalid_fields",  # the models' text check
+        post("\x01\x02\x03\x04\x05 junk"): "invalid_fields",
+        b"[" * 5000: "bad_json",  # json.loads raises RecursionError, not JSONDecodeError
     }
+    reasons: dict[bytes | None, str] = {post("bad \ud800 surrogate"): "(invalid_encoding)",
+               post("\x01\x02\x03\x04\x05 junk"): "(invalid_encoding)",
+               post("x" * 41): "(text_too_long)", b"[" * 5000: "nested too deeply"}
     values = [post("good one"), *bad, post("bad one")]
     placed = await produce(broker.bootstrap, topic, values,
                            keys=[f"k{i}".encode() for i in range(len(values))])
@@ -192,6 +198,7 @@ async def test_bad_input_goes_to_the_dead_letter_topic(
         headers = parse_headers(rec.headers)
         assert headers["kind"] == kind
         assert headers["error"]
+        assert reasons.get(value, "") in headers["error"], headers
         assert headers["topic"] == topic
         assert headers["partition"] == "0"
         index = values.index(value)
