@@ -174,7 +174,7 @@ def aspect_children(settings: Settings, services: Services) -> list[ChildSpec]:
         return []
     a = settings.aspects
     # Uncertain aspects go to the LLM tier only when it is on (else: flagged for review).
-    llm = (AspectEscalation(services.llm, settings.llm)
+    llm = (AspectEscalation(services.llm, settings.llm, services.store)
            if services.llm is not None and a.llm_escalation else None)
     return [ChildSpec(aspect_path(i).rsplit("/", 1)[-1],
                       partial(AspectWorker, pool.make_analyzer, SINK,
