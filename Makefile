@@ -18,7 +18,7 @@ $(STAMP_RUN): pyproject.toml | $(VENV)/bin/python
 # torch first, pinned: it takes the CPU wheel on disk instead of resolving a newer CUDA build.
 $(STAMP_DEV): pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[hf,dev]'
+	$(BIN)/pip install -q -e '.[hf,e5,dev]'
 	touch $@ $(STAMP_RUN)
 
 setup: $(STAMP_RUN)

@@ -26,6 +26,9 @@ Phases per server:
 3. *ramp*: open loop at rising rates; the saturation point is the highest rate still served at
    >= 95 % of the offered rate with p95 < 50 ms.
 
+Every server runs once per event loop in ``--loops`` (default: uvloop, the node's default, then
+the standard asyncio loop), so the loop's share of the cost is measured side by side too.
+
 The actor tree's overhead is ``1 - node / plain`` closed-loop throughput (target: under 20 %).
 """
 
@@ -48,6 +51,8 @@ from typing import Any
 import aiohttp
 
 from bench._common import free_port, percentile, print_table, write_results
+from sentiflow.ops import eventloop
+from sentiflow.ops.eventloop import EventLoopName
 
 CLIENTS = 64
 TARGET_RATE = 833.0
@@ -74,7 +79,7 @@ def load_texts(data_dir: Path, per_language: int = 300) -> list[str]:
 
 # -- servers (run in child processes) --------------------------------------------------------------
 
-def serve_plain(port: int) -> None:
+def serve_plain(port: int, loop: EventLoopName) -> None:
     """A plain Quart app: schema validation, language ID and the model call, nothing else."""
     import time as _time
 
@@ -122,10 +127,10 @@ def serve_plain(port: int) -> None:
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
-    asyncio.run(serve(app, config))
+    eventloop.run(serve(app, config), loop)
 
 
-def serve_node(port: int, full: bool, home: str) -> None:
+def serve_node(port: int, full: bool, home: str, loop: EventLoopName) -> None:
     """The real node with default settings, except the port, no rate limit and the store
     (and, unless ``full``, no trends / drift listeners and ``synchronous=NORMAL``)."""
     from sentiflow.config.settings import load_settings
@@ -138,11 +143,12 @@ def serve_node(port: int, full: bool, home: str) -> None:
         "SENTIFLOW_STORAGE__RESULTS_URL": f"sqlite:///{home}/results.db",
         "SENTIFLOW_STORAGE__TRENDS_URL": f"chdb:///{home}/trends",
         "SENTIFLOW_STORAGE__SQLITE_SYNCHRONOUS": "FULL" if full else "NORMAL",
+        "SENTIFLOW_NODE__EVENT_LOOP": loop,
     })
     if not full:
         env.update({"SENTIFLOW_TRENDS__ENABLED": "false", "SENTIFLOW_DRIFT__ENABLED": "false"})
     settings = load_settings(env=env)
-    raise SystemExit(asyncio.run(run_node(settings)))
+    raise SystemExit(eventloop.run(run_node(settings), settings.node.event_loop))
 
 
 # -- load generation -----------------------------------------------------------------------------
@@ -243,11 +249,12 @@ async def wait_ready(base: str, process: subprocess.Popen[bytes], within_s: floa
     raise SystemExit(f"server at {base} not ready within {within_s:.0f} s")
 
 
-async def bench_server(server: str, args: argparse.Namespace, texts: Sequence[str],
+async def bench_server(server: str, loop: str, args: argparse.Namespace, texts: Sequence[str],
                        home: str) -> list[dict[str, Any]]:
     port = free_port()
     command = [sys.executable, "-m", "bench.bench_api", "--serve", server, "--port", str(port),
-               "--home", home]
+               "--home", home, "--loop", loop]
+    server = f"{server}/{loop}"
     # The server outlives many awaits here; Popen (not asyncio's) so it works from any loop.
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
     base = f"http://127.0.0.1:{port}"
@@ -297,25 +304,30 @@ async def main_async(args: argparse.Namespace) -> None:
     load_or_train_default(settings.node.home / "models", settings.node.data_dir, progress=True)
     texts = load_texts(settings.node.data_dir)
     rows: list[dict[str, Any]] = []
-    for server in args.servers:
-        with tempfile.TemporaryDirectory(prefix=f"bench-api-{server}-") as home:
-            rows.extend(await bench_server(server, args, texts, home))
+    for loop in args.loops:
+        for server in args.servers:
+            with tempfile.TemporaryDirectory(prefix=f"bench-api-{server}-") as home:
+                rows.extend(await bench_server(server, loop, args, texts, home))
     print_table(f"POST /api/classify, {CLIENTS} clients, {len(texts)} texts in "
                 f"{len(LANGUAGES)} languages", rows)
     closed = {r["server"]: r["achieved_rps"] for r in rows if r["phase"] == "closed"}
     cpu = {r["server"]: r["server_cpu_us_per_req"] for r in rows if r["phase"] == "closed"}
     summary: dict[str, Any] = {"closed_loop_rps": closed, "server_cpu_us_per_req": cpu}
     for server in cpu:
-        if server != "plain" and cpu.get("plain"):
-            print(f"server CPU per request, {server} vs plain: {cpu[server]:.0f} vs "
-                  f"{cpu['plain']:.0f} us (+{cpu[server] / cpu['plain'] - 1:.0%})")
-    if "plain" in closed:
-        for server in closed:
-            if server != "plain" and closed["plain"]:
-                overhead = 1 - closed[server] / closed["plain"]
-                summary[f"overhead_{server}"] = overhead
-                print(f"actor tree overhead ({server} vs plain): {overhead:.1%} "
-                      f"(target < 20%)")
+        plain = "plain/" + server.split("/")[1]
+        if not server.startswith("plain/") and cpu.get(plain):
+            print(f"server CPU per request, {server} vs {plain}: {cpu[server]:.0f} vs "
+                  f"{cpu[plain]:.0f} us (+{cpu[server] / cpu[plain] - 1:.0%})")
+        if not server.startswith("plain/") and closed.get(plain):
+            overhead = 1 - closed[server] / closed[plain]
+            summary[f"overhead_{server}"] = overhead
+            print(f"actor tree overhead ({server} vs {plain}): {overhead:.1%} (target < 20%)")
+    for loop in args.loops:
+        for server in args.servers:
+            if loop != args.loops[0] and f"{server}/{args.loops[0]}" in cpu:
+                ours, other = cpu[f"{server}/{args.loops[0]}"], cpu[f"{server}/{loop}"]
+                print(f"{server}: CPU per request {args.loops[0]} {ours:.0f} us vs {loop} "
+                      f"{other:.0f} us ({ours / other - 1:+.0%})")
     for row in rows:
         if row["phase"] == "open":
             verdict = "meets" if row["p95_ms"] < P95_BUDGET_MS else "misses"
@@ -335,17 +347,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--serve", choices=["plain", "node", "node-full"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
+    parser.add_argument("--loops", nargs="+", default=["uvloop", "asyncio"],
+                        choices=["uvloop", "asyncio"],
+                        help="event loops to run every server on (node.event_loop)")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve == "plain":
-        serve_plain(args.port)
+        serve_plain(args.port, args.loop)
         return
     if args.serve is not None:
-        serve_node(args.port, args.serve == "node-full", args.home)
+        serve_node(args.port, args.serve == "node-full", args.home, args.loop)
         return
     args.seconds = 5.0 if args.quick else 20.0
     args.ramp_seconds = 4.0 if args.quick else 10.0
     args.ramp = [1250.0, 2000.0] if args.quick else [1250.0, 1666.0, 2500.0, 3333.0, 5000.0]
-    asyncio.run(main_async(args))
+    eventloop.run(main_async(args), "auto")  # the load generator on uvloop too
 
 
 if __name__ == "__main__":

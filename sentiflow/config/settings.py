@@ -14,6 +14,7 @@ Settings objects are frozen: the running node reads them, never mutates them.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -91,6 +92,16 @@ class NodeSettings(_Section):
     home: Path = REPO_ROOT / "var"
     #: Labelled data, read in place (``../shared/data`` next to the repo by default).
     data_dir: Path = REPO_ROOT.parent / "shared" / "data"
+    #: asyncio event loop of the process: ``auto`` (uvloop when installed), ``uvloop``,
+    #: ``asyncio`` (the standard selector loop; see sentiflow/ops/eventloop.py for why).
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+
+    @field_validator("event_loop")
+    @classmethod
+    def _loop_installed(cls, name: str) -> str:
+        if name == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ValueError("uvloop is not installed (use 'auto' or 'asyncio')")
+        return name
 
 
 class ApiSettings(_Section):
@@ -160,8 +171,9 @@ class WebhookSettings(_Section):
 class ClassifierSettings(_Section):
     """The micro-batching fast-tier classifier (one actor per device)."""
 
-    #: ``"default"`` (the embedded model) or a Hugging Face checkpoint id / local path, or
-    #: ``"python:package.module:factory"`` for a custom SentimentBackend.
+    #: ``"default"`` (the embedded n-gram model), ``"e5"`` (the embedded e5 tier: more
+    #: accurate, ~100x slower; sentiflow/models/e5.py), a Hugging Face checkpoint id / local
+    #: path, or ``"python:package.module:factory"`` for a custom SentimentBackend.
     model: str = Field(default="default", min_length=1)
     #: ``"auto"`` (each visible CUDA device, else the CPU) or a list such as ``["cuda:0"]``.
     devices: Literal["auto"] | list[str] = "auto"

