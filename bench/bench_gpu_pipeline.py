@@ -381,6 +381,8 @@ def node_settings(home: Path, checkpoint: Path, device: str, args: argparse.Name
         "SENTIFLOW_NODE__HOME": str(home),
         "SENTIFLOW_CLASSIFIER__MODEL": str(checkpoint),
         "SENTIFLOW_CLASSIFIER__DEVICES": f'["{device}"]',
+        # Random weights: nothing to calibrate (a fit would measure noise); speed only.
+        "SENTIFLOW_CLASSIFIER__CALIBRATION": "none",
         "SENTIFLOW_STORAGE__RESULTS_URL": f"sqlite:///{home / 'results.db'}",
         "SENTIFLOW_STORAGE__TRENDS_URL": f"chdb:///{home / 'trends'}",
     })

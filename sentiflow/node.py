@@ -162,13 +162,17 @@ def load_backends(settings: Settings) -> tuple[list[BackendSource], ModelInfo]:
                                    e5_cache_path(home), progress=True)
         return [_constant(backend)], ModelInfo(backend.name, backend.version, ("cpu",))
     from sentiflow.models.devices import cuda_devices
-    from sentiflow.models.hf_backend import HFBackend
+    from sentiflow.models.hf_loading import HFOptions, load_hf_backends
 
-    devices = settings.classifier.devices
-    chosen = (cuda_devices() or ["cpu"]) if devices == "auto" else list(devices)
-    # One forward pass per micro-batch: the backend's chunk is the classifier's batch.
-    backends = [HFBackend(model, device=d, max_batch_size=settings.classifier.max_batch)
-                for d in chosen]
+    c = settings.classifier
+    chosen = (cuda_devices() or ["cpu"]) if c.devices == "auto" else list(c.devices)
+    options = HFOptions(max_length=c.max_length, dtype=None if c.dtype == "auto" else c.dtype,
+                        label_map=c.label_map or None,
+                        # One forward pass per micro-batch: the backend's chunk is the batch.
+                        max_batch_size=c.max_batch, calibration=c.calibration,
+                        calibration_rows=c.calibration_rows)
+    backends = load_hf_backends(model, chosen, options, settings.node.data_dir,
+                                settings.node.home / "calibration")
     return ([_constant(b) for b in backends],
             ModelInfo(backends[0].name, backends[0].version, tuple(chosen)))
 

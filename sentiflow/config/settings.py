@@ -183,6 +183,19 @@ class ClassifierSettings(_Section):
     #: it faster than a 5 ms wait on the CPU model; a GPU may prefer a few ms to fill batches.
     max_wait_ms: float = Field(default=0.0, ge=0, le=10_000, allow_inf_nan=False)
     mailbox_size: MailboxSize = 4096
+    # -- Hugging Face checkpoints only (sentiflow/models/hf_loading.py) --
+    #: Tokens kept per text; longer texts are truncated (capped by the checkpoint's own limit).
+    max_length: int = Field(default=256, ge=8, le=8192)
+    #: ``auto``: fp16 on CUDA, fp32 on the CPU.
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    #: Checkpoint label name -> sentiment, for labels that config.id2label does not name.
+    label_map: dict[str, Literal["negative", "neutral", "positive"]] = Field(default_factory=dict)
+    #: ``auto``: fit temperature / vector scaling on the labelled valid splits at the first
+    #: start and cache it under ``<node.home>/calibration``; ``none``: raw softmax; or the
+    #: path of a calibrator JSON file.
+    calibration: Literal["auto", "none"] | Path = "auto"
+    #: Valid rows the ``auto`` calibration is fitted on (a deterministic sample).
+    calibration_rows: int = Field(default=3000, ge=50, le=1_000_000)
 
     @field_validator("devices")
     @classmethod

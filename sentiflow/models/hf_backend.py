@@ -34,7 +34,12 @@ import numpy as np
 import numpy.typing as npt
 
 from sentiflow.models.base import LABELS, Label, Probabilities
-from sentiflow.models.calibration import Calibrator, fit_calibrator
+from sentiflow.models.calibration import (
+    Calibrator,
+    expected_calibration_error,
+    fit_calibrator,
+    softmax,
+)
 from sentiflow.models.devices import resolve_device
 from sentiflow.models.errors import InvalidEncodingError, ModelNotFoundError
 
@@ -262,6 +267,8 @@ class HFBackend:
             n for n in tokenizer.model_input_names if n in accepted and n != "attention_mask"
         )
         self._preprocess = preprocess
+        #: ECE of raw softmax and of the fitted map on the rows of the last fit_calibration.
+        self.calibration_ece: tuple[float, float] | None = None
         self._calibrator = Calibrator.identity(self._labels.n_model_labels)
         if calibrator is None:
             self.temperature = temperature
@@ -388,10 +395,13 @@ class HFBackend:
         if not keep:
             raise ValueError("no labelled row this checkpoint can predict: cannot calibrate")
         logits = self.logits([texts[row] for row in keep])
-        fitted = fit_calibrator(logits, np.asarray(targets, np.int64), kind)
+        truth = np.asarray(targets, np.int64)
+        fitted = fit_calibrator(logits, truth, kind)
         if fitted.kind == "temperature" and not fitted.scale[0] > 0:
             raise ValueError("the model's scores run against the labels: no positive temperature")
         self.calibrator = fitted
+        self.calibration_ece = (expected_calibration_error(softmax(logits), truth),
+                                expected_calibration_error(fitted(logits), truth))
         return fitted
 
     def _forward(
