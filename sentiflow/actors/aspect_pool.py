@@ -12,7 +12,6 @@ aspects degrade, the node still starts.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from sentiflow.models.aspects.analyzer import AspectAnalyzer, AspectModels
 from sentiflow.models.aspects.taxonomy import build_taxonomy
 from sentiflow.models.base import Probabilities, SentimentBackend
 from sentiflow.models.errors import ArtifactError, ModelNotFoundError
+from sentiflow.models.holder import call_lock
 
 log = logging.getLogger("sentiflow.actors.aspect_pool")
 
@@ -32,12 +32,13 @@ def aspect_models_dir(settings: Settings) -> Path:
 
 
 class _SerialBackend:
-    """The classifier's backend, called by one aspect worker thread at a time (backends need
-    not be re-entrant; the workers of the pool share one)."""
+    """The classifier's backend, called by one thread at a time: the pool's workers and the
+    classifier that serves the same source share its call lock (backends need not be
+    re-entrant; models/holder.py)."""
 
     def __init__(self, source: BackendSource) -> None:
         self._source = source
-        self._lock = threading.Lock()
+        self._lock = call_lock(source)
 
     @property
     def name(self) -> str:

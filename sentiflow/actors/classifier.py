@@ -13,6 +13,7 @@ The observed batch sizes and inference times are published in the actor's snapsh
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -43,9 +44,11 @@ CANARY_TEXT = "the package arrived on tuesday"
 
 class Classifier(MicroBatchingActor[Submission]):
     def __init__(self, backend: BackendSource, router_path: str, *, max_batch: int,
-                 max_wait_s: float) -> None:
+                 max_wait_s: float, call_lock: threading.Lock | None = None) -> None:
         super().__init__(max_batch=max_batch, max_wait_s=max_wait_s)
         self._backend = backend
+        #: Shared with the other callers of this backend (the aspect workers; models/holder.py).
+        self._call_lock = call_lock or threading.Lock()
         self._router_path = router_path
         self._router: ActorRef[Scored] | None = None
 
@@ -99,6 +102,12 @@ class Classifier(MicroBatchingActor[Submission]):
                    model_name=backend.name, model_version=backend.version, lane=lane),
             priority=lane)
 
+    def _predict(self, backend: SentimentBackend, texts: list[str], languages: list[str]
+                 ) -> npt.NDArray[np.float32]:
+        """In a worker thread: one call into the backend at a time across all its callers."""
+        with self._call_lock:
+            return backend.predict_proba(texts, languages)
+
     async def _predict_isolating(
             self, backend: SentimentBackend, subs: list[Submission],
     ) -> tuple[list[Submission], list[npt.NDArray[np.float32]]]:
@@ -110,7 +119,7 @@ class Classifier(MicroBatchingActor[Submission]):
         languages = [p.language for s in subs for p in s.posts]
         started = time.perf_counter()
         try:
-            probabilities = await anyio.to_thread.run_sync(backend.predict_proba, texts,
+            probabilities = await anyio.to_thread.run_sync(self._predict, backend, texts,
                                                            languages)
         except Exception as exc:
             if len(subs) == 1:
@@ -141,7 +150,7 @@ class Classifier(MicroBatchingActor[Submission]):
         canary passes) from a broken model (it fails too), so that a broken model under light
         load - one submission per batch - is not mistaken for a stream of bad posts."""
         try:
-            await anyio.to_thread.run_sync(backend.predict_proba, [CANARY_TEXT], ["en"])
+            await anyio.to_thread.run_sync(self._predict, backend, [CANARY_TEXT], ["en"])
         except Exception:
             return False
         return True

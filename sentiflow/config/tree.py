@@ -52,7 +52,7 @@ from sentiflow.actors.trends_writer import TrendsWriter
 from sentiflow.alerts import Alerter
 from sentiflow.config.settings import Settings
 from sentiflow.llm.tier import LLMTier
-from sentiflow.models.holder import ModelHolder
+from sentiflow.models.holder import ModelHolder, call_lock
 from sentiflow.models.langid import LanguageDetector
 from sentiflow.stores.interface import ResultStore
 from sentiflow.stores.trends import TrendStore
@@ -145,7 +145,7 @@ def build_tree(settings: Settings, services: Services) -> SupervisorSpec:
                       mailbox_capacity=settings.router.mailbox_size, shutdown=10.0),
             *[ChildSpec(path.rsplit("/", 1)[-1],
                         partial(Classifier, backend, ROUTER, max_batch=c.max_batch,
-                                max_wait_s=c.max_wait_ms / 1000),
+                                max_wait_s=c.max_wait_ms / 1000, call_lock=call_lock(backend)),
                         mailbox_capacity=c.mailbox_size, shutdown=10.0)
               for path, backend in zip(classifiers, services.backends, strict=True)],
             *[ChildSpec(path.rsplit("/", 1)[-1],

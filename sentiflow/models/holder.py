@@ -6,6 +6,11 @@ same object). Swapping replaces the reference in one assignment, so a batch alre
 finishes on the old model, the next batch runs on the new one, and no request is dropped,
 re-run or answered with a mix of two models. No lock is needed for that: rebinding an attribute
 is atomic, and the old backend stays alive while a batch still holds it.
+
+Calls *into* the served backend are another matter: the SentimentBackend protocol allows one
+thread at a time (a Hugging Face fast tokenizer raises "Already borrowed" when two threads use
+it), and a holder has several callers (its classifier and the aspect workers). ``calls`` is the
+one lock they all take around ``predict_proba``; :func:`call_lock` finds it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ class ModelHolder:
     def __init__(self, backend: SentimentBackend) -> None:
         self._backend = backend
         self._lock = threading.Lock()  # serialises swappers, never readers
+        #: Held by whoever runs ``predict_proba`` on this holder's backend (see module doc).
+        self.calls = threading.Lock()
         self.swaps: list[Swap] = []
 
     def __call__(self) -> SentimentBackend:
@@ -52,3 +59,9 @@ class ModelHolder:
             self._backend = backend
             self.swaps.append(Swap(old.version, backend.version, time.time()))
             return old
+
+
+def call_lock(source: object) -> threading.Lock:
+    """The lock serialising calls into ``source``'s backend: a holder's shared ``calls``, or a
+    lock of the caller's own for any other source (nobody else calls through it)."""
+    return source.calls if isinstance(source, ModelHolder) else threading.Lock()

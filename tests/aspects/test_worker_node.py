@@ -4,7 +4,9 @@ with the result and batch jobs carry them too."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -13,6 +15,7 @@ import pytest
 from sentiflow.actors.aspects import NextStage, next_stage_path
 from sentiflow.actors.messages import LANE, Routed
 from sentiflow.config.settings import Settings, load_settings
+from sentiflow.models.base import Probabilities
 from sentiflow.models.langid import LanguageDetector
 from sentiflow.node import open_node
 from sentiflow.runtime import DeferredReply
@@ -115,3 +118,43 @@ def test_next_stage_choice() -> None:
     choose = NextStage(pool, "/p/sink")
     assert [choose(routed(True)) for _ in range(3)] == [pool[0], pool[1], pool[0]]
     assert choose(routed(False)) == "/p/sink"
+
+
+class OneCallerBackend(PolarityWordsBackend):
+    """Records how many threads are inside ``predict_proba`` at once (the protocol allows one:
+    a Hugging Face tokenizer fails with "Already borrowed" when two threads share it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._guard = threading.Lock()
+        self.inside = 0
+        self.most_inside = 0
+
+    def predict_proba(self, texts: Sequence[str], languages: Sequence[str]) -> Probabilities:
+        with self._guard:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        try:
+            time.sleep(0.002)  # long enough for an unserialised caller to overlap
+            return super().predict_proba(texts, languages)
+        finally:
+            with self._guard:
+                self.inside -= 1
+
+
+async def test_classifier_and_aspect_workers_never_call_the_backend_at_once(
+        make_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
+    backend = OneCallerBackend()
+    text = "The product is great but shipping took forever."
+    async with open_node(make_settings(ASPECTS__POOL_SIZE="2"), backends=[backend],
+                         detector=detector) as node:
+        async def one(i: int) -> None:
+            await anyio.sleep(i * 0.003)  # staggered: classifier batches overlap clause calls
+            await node.entry.classify([req(f"p{i}", text, i % 2 == 0, "en")],
+                                      lane=LANE["standard"], timeout=20)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(60):
+                tg.start_soon(one, i)
+    assert len(backend.calls) > 30  # the classifier's batches and the workers' clauses
+    assert backend.most_inside == 1
