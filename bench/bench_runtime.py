@@ -3,6 +3,9 @@
     python -m bench.bench_runtime            # asyncio (the node's backend), about a minute
     python -m bench.bench_runtime --trio     # also report the runtime under trio
 
+Each asyncio figure is taken twice: on the standard selector loop and on uvloop (the node's
+default loop); the targets are reported for both.
+
 Throughput: N messages through a 5-stage chain (each stage forwards to the next with ``tell``,
 mailbox capacity 1000), single messages and batches (lists of 64 items). Peers, same shape:
 pykka ThreadingActors (``tell``) and 5 asyncio tasks joined by ``asyncio.Queue(maxsize=1000)``.
@@ -23,7 +26,12 @@ import anyio
 import pykka
 
 from bench._common import percentile, print_table, write_results
+from sentiflow.ops import eventloop
+from sentiflow.ops.eventloop import EventLoopName
 from sentiflow.runtime import Actor, ActorRef, ActorSystem
+
+#: anyio's asyncio backend on uvloop (the node's default loop, sentiflow/ops/eventloop.py).
+UVLOOP = {"use_uvloop": True}
 
 STAGES = 5
 CAPACITY = 1000
@@ -113,8 +121,8 @@ async def asyncio_chain(n: int, payload: Any) -> float:
     return elapsed
 
 
-def _run_asyncio_chain(n: int, payload: Any) -> float:
-    return asyncio.run(asyncio_chain(n, payload))
+def _run_asyncio_chain(n: int, payload: Any, loop: EventLoopName = "asyncio") -> float:
+    return eventloop.run(asyncio_chain(n, payload), loop)
 
 
 # -- pykka --------------------------------------------------------------------------------------
@@ -200,28 +208,37 @@ def main() -> None:
                                         (f"batch[{BATCH}]", batch_n, batch, BATCH)):
         row("sentiflow", "asyncio", kind, count,
             best_of(runs, partial(anyio.run, sentiflow_chain, count, payload)), items)
+        row("sentiflow", "uvloop", kind, count, best_of(runs, partial(
+            anyio.run, sentiflow_chain, count, payload, backend_options=UVLOOP)), items)
         if args.trio:
             row("sentiflow", "trio", kind, count, best_of(
                 runs, partial(anyio.run, sentiflow_chain, count, payload, backend="trio")), items)
         row("asyncio.Queue", "asyncio", kind, count,
             best_of(runs, partial(_run_asyncio_chain, count, payload)), items)
+        row("asyncio.Queue", "uvloop", kind, count,
+            best_of(runs, partial(_run_asyncio_chain, count, payload, "uvloop")), items)
         pk = min(count, args.pykka_messages)
         row("pykka", "threads", kind, pk, best_of(runs, partial(pykka_chain, pk, payload)), items)
     print_table(f"{STAGES}-stage chain throughput (best of {runs})", rows)
 
+    def rate(impl: str, backend: str, kind: str) -> float:
+        return float(next(r for r in rows if r["impl"] == impl and r["backend"] == backend
+                          and r["messages"] == kind)["msgs_per_s"])
+
     ratios = []
-    for kind in ("single", f"batch[{BATCH}]"):
-        ours = next(r for r in rows if r["impl"] == "sentiflow" and r["backend"] == "asyncio"
-                    and r["messages"] == kind)["msgs_per_s"]
-        bare = next(r for r in rows if r["impl"] == "asyncio.Queue"
-                    and r["messages"] == kind)["msgs_per_s"]
-        pk = next(r for r in rows if r["impl"] == "pykka" and r["messages"] == kind)["msgs_per_s"]
-        ratios.append({"messages": kind, "vs_pykka": ours / pk, "target_vs_pykka": ">= 3",
-                       "bare_over_ours": bare / ours, "target_bare_over_ours": "<= 1.5"})
+    for loop in ("asyncio", "uvloop"):
+        for kind in ("single", f"batch[{BATCH}]"):
+            ours, bare = rate("sentiflow", loop, kind), rate("asyncio.Queue", loop, kind)
+            pk = rate("pykka", "threads", kind)
+            ratios.append({"loop": loop, "messages": kind, "vs_pykka": ours / pk,
+                           "target_vs_pykka": ">= 3", "bare_over_ours": bare / ours,
+                           "target_bare_over_ours": "<= 1.5"})
     print_table("targets", ratios)
 
     latency: list[dict[str, Any]] = []
     for impl, samples in (("sentiflow (asyncio)", anyio.run(sentiflow_ask, args.asks)),
+                          ("sentiflow (uvloop)", anyio.run(sentiflow_ask, args.asks,
+                                                          backend_options=UVLOOP)),
                           *([("sentiflow (trio)", anyio.run(sentiflow_ask, args.asks,
                                                            backend="trio"))] if args.trio else []),
                           ("pykka", pykka_ask(min(args.asks, 2000)))):
