@@ -10,11 +10,12 @@ so does every valid post the pipeline failed to classify (counted as ``failed``)
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import os
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -94,9 +95,18 @@ def _records(path: Path) -> Iterator[tuple[int, str, Any]]:
                 yield number, line.rstrip("\n"), exc
 
 
+def _file_key(path: Path) -> str:
+    """A post without a request_id is "line N of this file" (``replay-<key>-<N>``): replaying
+    the file again overwrites the same results (idempotent upserts) instead of storing them
+    twice. The key is a digest of the file's absolute path."""
+    return hashlib.blake2b(os.path.abspath(path).encode("utf-8", "surrogateescape"),
+                           digest_size=6).hexdigest()
+
+
 async def replay(node: Node, path: Path, *, source: str = "replay", in_flight: int = 16,
                  progress: bool = True) -> ReplaySummary:
     summary = ReplaySummary()
+    file_key = _file_key(path)
     limits = ValidationLimits.from_settings(node.settings.api)
     chunk_size = node.settings.classifier.max_batch
     dead_path = path.with_name(path.name + ".deadletter.jsonl")
@@ -145,7 +155,7 @@ async def replay(node: Node, path: Path, *, source: str = "replay", in_flight: i
                 else:
                     if isinstance(obj, dict):
                         obj.setdefault("source", source)
-                        obj.setdefault("request_id", f"replay-{uuid.uuid4()}")
+                        obj.setdefault("request_id", f"replay-{file_key}-{number}")
                     try:
                         req = ClassifyRequest.model_validate(obj, context=limits)
                     except ValidationError as exc:

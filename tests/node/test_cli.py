@@ -154,3 +154,23 @@ def test_replay_of_a_missing_file_fails_with_a_usage_error(default_model_home: P
     assert "does not exist" in done.stderr
     assert not (tmp_path / "nope.jsonl.deadletter.jsonl").exists()
     assert not (tmp_path / "r.db").exists()  # no node was started
+
+
+def count_results(results_db: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(results_db) as db:
+        return int(db.execute("SELECT count(*) FROM results").fetchone()[0])
+
+
+def test_replaying_a_file_twice_stores_each_post_once(default_model_home: Path,
+                                                      tmp_path: Path) -> None:
+    posts = tmp_path / "posts.jsonl"
+    posts.write_text("\n".join(json.dumps({"text": t}) for t in (
+        "Loved every minute of it", "Never again, awful service", "Arrived on Tuesday")) + "\n",
+        encoding="utf-8")
+    for _ in range(2):
+        done = run_cli(["replay", str(posts)], default_model_home, tmp_path / "r.db")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout[done.stdout.index("{"):])["classified"] == 3
+    assert count_results(tmp_path / "r.db") == 3  # ids are "line N of this file"
