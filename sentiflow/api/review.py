@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from sentiflow.api.schemas import error_body
+from sentiflow.api.schemas import BodyNotJSONError, error_body, load_json
 from sentiflow.stores.records import ReviewItem, ReviewStatus
 
 MAX_LIMIT = 500
@@ -123,10 +123,12 @@ def parse_review_query(args: Mapping[str, str]) -> tuple[ReviewStatus, int]:
 
 
 def parse_label(raw: str | bytes) -> ReviewLabelRequest:
-    """The label body; 400 for invalid JSON, 422 for a bad label / reviewer."""
+    """The label body; 400 for invalid JSON, 422 for a bad label / reviewer (parsed like the
+    classify bodies: :func:`~sentiflow.api.schemas.load_json`, then the schema)."""
     try:
-        return ReviewLabelRequest.model_validate_json(raw)
+        return ReviewLabelRequest.model_validate(load_json(raw))
+    except BodyNotJSONError as exc:
+        raise ReviewInputError(400, "invalid_json", exc.detail) from None
     except ValidationError as exc:
-        invalid_json = any(e["type"] == "json_invalid" for e in exc.errors())
-        body = error_body(exc, "invalid_json" if invalid_json else "invalid_request")
-        raise ReviewInputError(400 if invalid_json else 422, body.error, body.detail) from None
+        body = error_body(exc)
+        raise ReviewInputError(422, body.error, body.detail) from None

@@ -141,6 +141,10 @@ async def test_review_round_trip_through_the_http_api(
         r = await client.post("/api/review/low-1", content=b"{nope",
                               headers={"content-type": "application/json"})
         assert r.status_code == 400
+        surrogate = await client.post(  # valid JSON syntax, not valid Unicode: the schema's 422
+            "/api/review/low-1", content=b'{"label": "neutral", "reviewer": "a\\ud800"}',
+            headers={"content-type": "application/json"})
+        assert surrogate.status_code == 422, surrogate.text
         for params in ({"status": "closed"}, {"limit": "0"}, {"limit": "x"}, {"foo": "1"}):
             r = await client.get("/api/review", params=params)
             assert r.status_code == 422
