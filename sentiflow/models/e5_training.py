@@ -1,9 +1,12 @@
 """Training the e5 tier (:mod:`sentiflow.models.e5`) and publishing it as a versioned artifact.
 
 Same steps and records as the embedded default (:func:`sentiflow.models.training.train_default`):
-train split (+ extra labels) -> logistic-regression head on the embeddings -> calibration on
-the valid splits -> evaluation on the held-out test splits -> ``model.json`` + ``weights.npz``
-with a :class:`~sentiflow.models.versioning.ModelVersion`.
+train split (+ extra labels) -> logistic-regression head on the embeddings -> on the valid
+splits, the blend with the n-gram ``partner`` (a logistic regression over both models' scores,
+which calibrates too; see :class:`~sentiflow.models.e5.Blend`), or, without a partner, a
+calibration of the head alone -> evaluation on the held-out test splits (languages detected, as
+the node sees them) -> ``model.json`` + ``weights.npz`` with a
+:class:`~sentiflow.models.versioning.ModelVersion`.
 
 Embedding the ~48k labelled texts is the slow part (minutes on two cores); the head itself fits
 in seconds. An :class:`EmbeddingCache` on disk, keyed by the encoder and a digest of each
@@ -32,9 +35,18 @@ from sentiflow.models.calibration import (
     softmax,
 )
 from sentiflow.models.dataset import Example, fingerprint, load_all
-from sentiflow.models.e5 import MODEL_TYPE, E5Backend, Embeddings, TextEncoder, load_e5_version
+from sentiflow.models.e5 import (
+    MODEL_TYPE,
+    Blend,
+    E5Backend,
+    Embeddings,
+    TextEncoder,
+    load_e5_version,
+)
+from sentiflow.models.embedded import EmbeddedLinearBackend
 from sentiflow.models.errors import ModelNotFoundError
 from sentiflow.models.evaluation import load_eval_set, report
+from sentiflow.models.langid import UND
 from sentiflow.models.preprocess import normalize_batch
 from sentiflow.models.versioning import (
     ModelVersion,
@@ -50,7 +62,8 @@ _CHUNK = 512
 
 @dataclass(frozen=True, slots=True)
 class E5TrainConfig:
-    c: float = 1.0  # inverse L2 strength of the logistic-regression head (best of 0.3-10)
+    c: float = 1.0  # inverse L2 strength of the logistic-regression head (best of 0.1-3)
+    blend_c: float = 1.0  # the same for the blend (6 inputs; 0.1-10 gave the same F1)
     max_iter: int = 3000
 
 
@@ -123,12 +136,12 @@ class E5TrainResult:
     evaluation: dict[str, object]
 
 
-def fit_head(x: Embeddings, y: npt.NDArray[np.int64], config: E5TrainConfig
+def fit_head(x: npt.NDArray[np.float32], y: npt.NDArray[np.int64], c: float, max_iter: int
              ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Multinomial logistic regression on the embeddings: (weights (dim, 3), bias (3,))."""
+    """Multinomial logistic regression: (weights (n_features, 3), bias (3,))."""
     from sklearn.linear_model import LogisticRegression
 
-    clf = LogisticRegression(C=config.c, max_iter=config.max_iter)
+    clf = LogisticRegression(C=c, max_iter=max_iter)
     clf.fit(x, y)
     if list(clf.classes_) != [0, 1, 2]:
         raise ValueError(f"training data must contain all three labels, got {clf.classes_}")
@@ -136,10 +149,22 @@ def fit_head(x: Embeddings, y: npt.NDArray[np.int64], config: E5TrainConfig
             np.asarray(clf.intercept_, dtype=np.float32))
 
 
+def fit_blend(head_scores: npt.NDArray[np.float32], partner: EmbeddedLinearBackend,
+              rows: Sequence[Example], config: E5TrainConfig) -> Blend:
+    """The blend over both models' scores on held-out ``rows`` (languages detected)."""
+    partner_scores = partner.scores([r.text for r in rows], [UND] * len(rows))
+    y = np.array([r.label for r in rows], dtype=np.int64)
+    maps, offset = fit_head(np.hstack([head_scores, partner_scores]), y, config.blend_c,
+                            config.max_iter)
+    k = head_scores.shape[1]
+    return Blend(partner, maps[:k], maps[k:], offset)
+
+
 def train_e5(data_dir: Path, models_dir: Path, encoder: TextEncoder, *,
-             cache_path: Path | None = None, version_id: str | None = None,
-             extra_labels: Sequence[Example] = (), force: bool = False, activate: bool = True,
-             progress: bool = True, config: E5TrainConfig | None = None) -> E5TrainResult:
+             partner: EmbeddedLinearBackend | None = None, cache_path: Path | None = None,
+             version_id: str | None = None, extra_labels: Sequence[Example] = (),
+             force: bool = False, activate: bool = True, progress: bool = True,
+             config: E5TrainConfig | None = None) -> E5TrainResult:
     """Train, calibrate, evaluate and save a new e5 head (see module docstring).
 
     Raises :class:`~sentiflow.models.errors.VersionExistsError` when ``version_id`` exists and
@@ -164,15 +189,25 @@ def train_e5(data_dir: Path, models_dir: Path, encoder: TextEncoder, *,
     train_rows = [*train_rows, *extra_labels]
     valid_rows, _ = load_eval_set(data_dir, "valid")
     test_rows, origins = load_eval_set(data_dir, "test")
-    weights, bias = fit_head(embed(train_rows, "embed train"), labels(train_rows), config)
+    weights, bias = fit_head(embed(train_rows, "embed train"), labels(train_rows), config.c,
+                             config.max_iter)
     placeholder = ModelVersion(vid, MODEL_TYPE, len(train_rows), float("nan"), "")
-    backend = E5Backend(encoder, weights, bias, Calibrator.identity(), placeholder)
-    calibrator = fit_calibrator(backend.raw_scores(embed(valid_rows, "embed valid")),
-                                labels(valid_rows))
-    raw = backend.raw_scores(embed(test_rows, "embed test"))
-    evaluation = report(calibrator(raw), labels(test_rows), [r.language for r in test_rows])
+    head = E5Backend(encoder, weights, bias, Calibrator.identity(), placeholder)
+    valid_scores = head.raw_scores(embed(valid_rows, "embed valid"))
+    blend, calibrator = None, Calibrator.identity()
+    if partner is not None:
+        blend = fit_blend(valid_scores, partner, valid_rows, config)
+    else:
+        calibrator = fit_calibrator(valid_scores, labels(valid_rows))
+    backend = E5Backend(encoder, weights, bias, calibrator, placeholder, blend)
+    test_embeddings = embed(test_rows, "embed test")
+    final = backend.final_scores(test_embeddings, [r.text for r in test_rows],
+                                 [UND] * len(test_rows))
+    evaluation = report(calibrator(final), labels(test_rows), [r.language for r in test_rows])
     evaluation["split_origin"] = origins
-    ece_before = expected_calibration_error(softmax(raw), labels(test_rows))
+    evaluation["blend_partner"] = partner.version if partner is not None else None
+    head_only = head.raw_scores(test_embeddings)
+    ece_before = expected_calibration_error(softmax(head_only), labels(test_rows))
     per_lang = {k: round(v["macro_f1"], 4) for k, v in evaluation["per_language"].items()}
     umsab = evaluation["umsab_macro_f1"]
     version = ModelVersion(
@@ -181,11 +216,12 @@ def train_e5(data_dir: Path, models_dir: Path, encoder: TextEncoder, *,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         umsab_f1=round(float(umsab), 4) if umsab is not None else None,
         per_language_f1=per_lang, ece_before=round(ece_before, 4),
-        ece_after=round(float(evaluation["ece"]), 4), calibration=calibrator.kind,
+        ece_after=round(float(evaluation["ece"]), 4),
+        calibration="blend" if blend is not None else calibrator.kind,
         data_fingerprint=fingerprint(train_rows), extra_labels=len(extra_labels),
         training_seconds=round(time.perf_counter() - started, 1),
         sentiflow_version=__version__)
-    backend = E5Backend(encoder, weights, bias, calibrator, version)
+    backend = E5Backend(encoder, weights, bias, calibrator, version, blend)
     path = prepare_version_dir(models_dir, vid, force)
     backend.save(path)
     if activate:
@@ -194,10 +230,17 @@ def train_e5(data_dir: Path, models_dir: Path, encoder: TextEncoder, *,
 
 
 def load_or_train_e5(models_dir: Path, data_dir: Path, encoder: TextEncoder,
-                     cache_path: Path | None = None, progress: bool = True) -> E5Backend:
-    """The active e5 head; trains (and activates) one first when none exists."""
+                     partner_models_dir: Path | None = None, cache_path: Path | None = None,
+                     progress: bool = True) -> E5Backend:
+    """The active e5 tier; trains (and activates) one first when none exists, blended with the
+    active n-gram model of ``partner_models_dir`` (trained first too if need be) when given."""
     try:
-        return load_e5_version(models_dir, encoder)
+        return load_e5_version(models_dir, encoder, partner_models_dir=partner_models_dir)
     except ModelNotFoundError:
-        return train_e5(data_dir, models_dir, encoder, cache_path=cache_path,
+        partner = None
+        if partner_models_dir is not None:
+            from sentiflow.models.training import load_or_train_default
+
+            partner = load_or_train_default(partner_models_dir, data_dir, progress=progress)
+        return train_e5(data_dir, models_dir, encoder, partner=partner, cache_path=cache_path,
                         progress=progress).backend

@@ -85,14 +85,18 @@ class EmbeddedLinearBackend:
         occ = self.featurizer.occurrences(normalized, languages)
         return self.featurizer.scores(occ, self._table, self.bias)
 
-    def predict_proba(self, texts: Sequence[str], languages: Sequence[str]) -> Probabilities:
-        """Calibrated probabilities; an empty or ``und`` language is detected here."""
+    def scores(self, texts: Sequence[str], languages: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Uncalibrated scores of raw texts; an empty or ``und`` language is detected here."""
         if len(texts) != len(languages):
             raise ValueError("languages must align with texts")
         normalized = normalize_batch(texts)
         langs = [lang if lang and lang != UND else self.detector.detect_normalized(n).language
                  for n, lang in zip(normalized, languages, strict=True)]
-        return self.calibrator(self.raw_scores(normalized, langs))
+        return self.raw_scores(normalized, langs)
+
+    def predict_proba(self, texts: Sequence[str], languages: Sequence[str]) -> Probabilities:
+        """Calibrated probabilities; an empty or ``und`` language is detected here."""
+        return self.calibrator(self.scores(texts, languages))
 
     def classify(self, texts: Sequence[object], languages: Sequence[str | None] | None = None,
                  max_length: int = DEFAULT_MAX_LENGTH) -> list[Prediction]:

