@@ -253,6 +253,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "SENTIFLOW_KAFKA__SESSION_TIMEOUT_MS": "3000",
             "SENTIFLOW_KAFKA__HEARTBEAT_INTERVAL_MS": "500",
         }
+        if args.fetch_max_wait_ms is not None:
+            env["SENTIFLOW_KAFKA__FETCH_MAX_WAIT_MS"] = str(args.fetch_max_wait_ms)
         settings = load_settings(None, env=env)
         results = AIOKafkaConsumer(results_topic, bootstrap_servers=broker.bootstrap,
                                    group_id=None, auto_offset_reset="earliest")
@@ -284,12 +286,14 @@ def main() -> None:
     parser.add_argument("--max-rate", type=float, default=20_000.0,
                         help="offered load of the max phase (above the node's capacity; "
                              "0 skips the phase)")
-    parser.add_argument("--backlog", type=int, default=1_800_000,
+    parser.add_argument("--backlog", type=int, default=3_500_000,
                         help="posts produced before the backlog phase's node starts (0 skips "
                              "it); it drains them for --max-seconds")
     parser.add_argument("--rate-seconds", type=float, default=60.0)
     parser.add_argument("--max-seconds", type=float, default=300.0)
     parser.add_argument("--readers", type=int, default=1)
+    parser.add_argument("--fetch-max-wait-ms", type=int, default=None,
+                        help="override kafka.fetch_max_wait_ms (default: the node's)")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                         help="the node's event loop (node.event_loop; uvloop is its default)")
     parser.add_argument("--partitions", type=int, default=4)
