@@ -46,6 +46,7 @@ from sentiflow.models.versioning import (
     WEIGHTS_FILE,
     ModelVersion,
     active_version_id,
+    read_metadata,
     version_dir,
 )
 
@@ -206,15 +207,9 @@ class E5Backend:
     def load(cls, folder: Path, encoder: TextEncoder,
              partner: Callable[[str], EmbeddedLinearBackend] | None = None) -> E5Backend:
         """Load a version; ``partner(version_id)`` loads the n-gram model a blend names."""
+        meta = read_metadata(folder, MODEL_TYPE, ARTIFACT_FORMAT)
         meta_path, weights_path = folder / METADATA_FILE, folder / WEIGHTS_FILE
-        if not meta_path.is_file() or not weights_path.is_file():
-            raise ModelNotFoundError(f"no complete model artifact in {folder}")
         try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("model_type") != MODEL_TYPE or meta.get("format") != ARTIFACT_FORMAT:
-                raise ArtifactError(f"{meta_path}: not a {MODEL_TYPE} v{ARTIFACT_FORMAT} model")
-            if tuple(meta["labels"]) != LABELS:
-                raise ArtifactError(f"{meta_path}: label order {meta['labels']} != {LABELS}")
             if meta["encoder"] != encoder.id:
                 raise ArtifactError(f"{meta_path}: head trained on encoder {meta['encoder']!r}, "
                                     f"this encoder is {encoder.id!r}")

@@ -16,7 +16,6 @@ texts.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import time
 from collections.abc import Sequence
@@ -27,14 +26,13 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
-from sentiflow import __version__
 from sentiflow.models.calibration import (
     Calibrator,
     expected_calibration_error,
     fit_calibrator,
     softmax,
 )
-from sentiflow.models.dataset import Example, fingerprint, load_all
+from sentiflow.models.dataset import Example, load_all
 from sentiflow.models.e5 import (
     MODEL_TYPE,
     Blend,
@@ -48,6 +46,7 @@ from sentiflow.models.errors import ModelNotFoundError
 from sentiflow.models.evaluation import load_eval_set, report
 from sentiflow.models.langid import UND
 from sentiflow.models.preprocess import normalize_batch
+from sentiflow.models.training import load_or_train_default, version_record
 from sentiflow.models.versioning import (
     ModelVersion,
     check_version_id,
@@ -208,19 +207,9 @@ def train_e5(data_dir: Path, models_dir: Path, encoder: TextEncoder, *,
     evaluation["blend_partner"] = partner.version if partner is not None else None
     head_only = head.raw_scores(test_embeddings)
     ece_before = expected_calibration_error(softmax(head_only), labels(test_rows))
-    per_lang = {k: round(v["macro_f1"], 4) for k, v in evaluation["per_language"].items()}
-    umsab = evaluation["umsab_macro_f1"]
-    version = ModelVersion(
-        version_id=vid, model_type=MODEL_TYPE, training_dataset_size=len(train_rows),
-        f1_score=round(float(evaluation["macro_f1_mean_over_languages"]), 4),
-        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        umsab_f1=round(float(umsab), 4) if umsab is not None else None,
-        per_language_f1=per_lang, ece_before=round(ece_before, 4),
-        ece_after=round(float(evaluation["ece"]), 4),
-        calibration="blend" if blend is not None else calibrator.kind,
-        data_fingerprint=fingerprint(train_rows), extra_labels=len(extra_labels),
-        training_seconds=round(time.perf_counter() - started, 1),
-        sentiflow_version=__version__)
+    version = version_record(vid, MODEL_TYPE, train_rows, len(extra_labels), evaluation,
+                             ece_before, "blend" if blend is not None else calibrator.kind,
+                             time.perf_counter() - started)
     backend = E5Backend(encoder, weights, bias, calibrator, version, blend)
     path = prepare_version_dir(models_dir, vid, force)
     backend.save(path)
@@ -239,8 +228,6 @@ def load_or_train_e5(models_dir: Path, data_dir: Path, encoder: TextEncoder,
     except ModelNotFoundError:
         partner = None
         if partner_models_dir is not None:
-            from sentiflow.models.training import load_or_train_default
-
             partner = load_or_train_default(partner_models_dir, data_dir, progress=progress)
         return train_e5(data_dir, models_dir, encoder, partner=partner, cache_path=cache_path,
                         progress=progress).backend

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from sentiflow.models.base import LABELS, Label, Probabilities
 from sentiflow.models.calibration import Calibrator
-from sentiflow.models.errors import ArtifactError, ModelNotFoundError
+from sentiflow.models.errors import ArtifactError
 from sentiflow.models.features import FeatureConfig, HashedNgramFeaturizer
 from sentiflow.models.langid import UND, LanguageDetector
 from sentiflow.models.preprocess import DEFAULT_MAX_LENGTH, normalize_batch, validate_batch
@@ -27,6 +27,7 @@ from sentiflow.models.versioning import (
     WEIGHTS_FILE,
     ModelVersion,
     active_version_id,
+    read_metadata,
     version_dir,
 )
 
@@ -128,15 +129,9 @@ class EmbeddedLinearBackend:
     @classmethod
     def load(cls, folder: Path, detector: LanguageDetector | None = None
              ) -> EmbeddedLinearBackend:
+        meta = read_metadata(folder, MODEL_TYPE, ARTIFACT_FORMAT)
         meta_path, weights_path = folder / METADATA_FILE, folder / WEIGHTS_FILE
-        if not meta_path.is_file() or not weights_path.is_file():
-            raise ModelNotFoundError(f"no complete model artifact in {folder}")
         try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("model_type") != MODEL_TYPE or meta.get("format") != ARTIFACT_FORMAT:
-                raise ArtifactError(f"{meta_path}: not a {MODEL_TYPE} v{ARTIFACT_FORMAT} model")
-            if tuple(meta["labels"]) != LABELS:
-                raise ArtifactError(f"{meta_path}: label order {meta['labels']} != {LABELS}")
             featurizer = HashedNgramFeaturizer(FeatureConfig.from_json(meta["features"]))
             calibrator = Calibrator.from_json(meta["calibrator"])
             version = ModelVersion.from_json(meta["version"])

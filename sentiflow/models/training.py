@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -136,18 +136,8 @@ def train_default(data_dir: Path, models_dir: Path, *, version_id: str | None = 
     steps.update()
 
     steps.set_postfix_str("saving")
-    per_lang = {k: round(v["macro_f1"], 4) for k, v in evaluation["per_language"].items()}
-    umsab = evaluation["umsab_macro_f1"]
-    version = ModelVersion(
-        version_id=vid, model_type=MODEL_TYPE, training_dataset_size=len(train_rows),
-        f1_score=round(float(evaluation["macro_f1_mean_over_languages"]), 4),
-        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        umsab_f1=round(float(umsab), 4) if umsab is not None else None,
-        per_language_f1=per_lang, ece_before=round(ece_before, 4),
-        ece_after=round(float(evaluation["ece"]), 4), calibration=calibrator.kind,
-        data_fingerprint=fingerprint(train_rows), extra_labels=len(extra_labels),
-        training_seconds=round(time.perf_counter() - started, 1),
-        sentiflow_version=__version__)
+    version = version_record(vid, MODEL_TYPE, train_rows, len(extra_labels), evaluation,
+                             ece_before, calibrator.kind, time.perf_counter() - started)
     backend = EmbeddedLinearBackend(featurizer, weights, bias, calibrator, version, det)
     path = prepare_dir()
     backend.save(path)
@@ -156,6 +146,24 @@ def train_default(data_dir: Path, models_dir: Path, *, version_id: str | None = 
     steps.update()
     steps.close()
     return TrainResult(backend, version, path, evaluation)
+
+
+def version_record(version_id: str, model_type: str, train_rows: Sequence[Example],
+                   extra_labels: int, evaluation: dict[str, Any], ece_before: float,
+                   calibration: str, seconds: float) -> ModelVersion:
+    """The :class:`ModelVersion` of a trained model from its held-out ``report``."""
+    umsab = evaluation["umsab_macro_f1"]
+    return ModelVersion(
+        version_id=version_id, model_type=model_type, training_dataset_size=len(train_rows),
+        f1_score=round(float(evaluation["macro_f1_mean_over_languages"]), 4),
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        umsab_f1=round(float(umsab), 4) if umsab is not None else None,
+        per_language_f1={k: round(v["macro_f1"], 4)
+                         for k, v in evaluation["per_language"].items()},
+        ece_before=round(ece_before, 4), ece_after=round(float(evaluation["ece"]), 4),
+        calibration=calibration, data_fingerprint=fingerprint(train_rows),
+        extra_labels=extra_labels, training_seconds=round(seconds, 1),
+        sentiflow_version=__version__)
 
 
 def _raw_scores(backend: EmbeddedLinearBackend, rows: Sequence[Example],

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from sentiflow.models.base import LABELS
 from sentiflow.models.errors import ArtifactError, ModelNotFoundError, VersionExistsError
 
 ACTIVE_POINTER: Final = "ACTIVE"
@@ -112,3 +113,27 @@ def active_version_id(models_dir: Path) -> str:
     if not pointer.is_file():
         raise ModelNotFoundError(f"no active model under {models_dir} (run `sentiflow train`)")
     return check_version_id(pointer.read_text().strip())
+
+
+def read_metadata(folder: Path, model_type: str, artifact_format: int) -> dict[str, Any]:
+    """``model.json`` of a complete version folder (weights present too), checked to be a
+    ``model_type`` artifact of ``artifact_format`` with its labels in :data:`LABELS` order.
+
+    Raises :class:`ModelNotFoundError` for an incomplete folder and :class:`ArtifactError` for
+    anything else; the caller reads its own fields (and wraps their errors the same way)."""
+    meta_path = folder / METADATA_FILE
+    if not meta_path.is_file() or not (folder / WEIGHTS_FILE).is_file():
+        raise ModelNotFoundError(f"no complete model artifact in {folder}")
+    try:
+        meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict):
+            raise ArtifactError(f"{meta_path}: not a JSON object")
+        if meta.get("model_type") != model_type or meta.get("format") != artifact_format:
+            raise ArtifactError(f"{meta_path}: not a {model_type} v{artifact_format} model")
+        if tuple(meta["labels"]) != LABELS:
+            raise ArtifactError(f"{meta_path}: label order {meta['labels']} != {LABELS}")
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ArtifactError):
+            raise
+        raise ArtifactError(f"{meta_path}: {exc}") from None
+    return meta
