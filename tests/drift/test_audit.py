@@ -16,7 +16,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from sentiflow.actors.auditor import AuditDay, Auditor, AuditTick
-from sentiflow.alerts import Alert, AlertOutcome
 from sentiflow.audit import in_sample, run_audit
 from sentiflow.cli import main
 from sentiflow.config.settings import DriftSettings, LLMSettings, load_settings
@@ -24,6 +23,7 @@ from sentiflow.llm.tier import LLMTier
 from sentiflow.runtime import ActorSystem
 from sentiflow.stores.records import ClassificationRequest, ClassificationResult, ResultRecord
 from sentiflow.stores.sqlite import SQLiteResultStore, sqlite_path_from_url
+from tests.drift.days import RecordingAlerter
 from tests.llm.fake_openai import FakeLLM, label_of, running_fake
 
 pytestmark = pytest.mark.anyio
@@ -36,15 +36,6 @@ OTHER = {"positive": "negative", "negative": "neutral", "neutral": "positive"}
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class RecordingAlerter:
-    def __init__(self) -> None:
-        self.alerts: list[Alert] = []
-
-    async def send(self, alert: Alert) -> AlertOutcome:
-        self.alerts.append(alert)
-        return AlertOutcome((), ())
 
 
 def day_records(n: int) -> list[ResultRecord]:
