@@ -107,18 +107,26 @@ class EmbeddingCache:
             self._dirty = True
             bar.update(len(idx))
         bar.close()
-        table = np.concatenate(self._vectors) if self._vectors else \
-            np.zeros((0, self.encoder.dim), dtype=np.float32)
+        table = self._table()
         self._vectors = [table]
         return table[[self._index[k] for k in keys]] if keys else \
             np.zeros((0, self.encoder.dim), dtype=np.float32)
+
+    def _table(self) -> Embeddings:
+        """All cached vectors as one array, copied only when new chunks were added (the cache
+        of the labelled data is ~75 MB: no copy on a run that embeds nothing new)."""
+        if len(self._vectors) == 1:
+            return self._vectors[0]
+        if not self._vectors:
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return np.concatenate(self._vectors)
 
     def save(self) -> None:
         if self.path is None or not self._dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         keys = sorted(self._index, key=self._index.__getitem__)
-        table = np.concatenate(self._vectors)
+        table = self._table()
         tmp = self.path.with_name(self.path.name + ".tmp.npz")
         np.savez(tmp, encoder=np.str_(self.encoder.id),
                  keys=np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(-1, 16),
