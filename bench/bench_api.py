@@ -1,10 +1,10 @@
 """`POST /api/classify` under load: the node's actor tree vs a plain Quart handler, same run.
 
-    python -m bench.bench_api              # about 4 minutes
+    python -m bench.bench_api              # about 7 minutes
     python -m bench.bench_api --quick      # a smoke run, about a minute
 
-Both servers run in their own process (Hypercorn on loopback) with the embedded default model
-(trained on first use); this process is the load generator (aiohttp, 64 concurrent clients).
+Every server runs in its own process on loopback with the embedded default model (trained on
+first use); this process is the load generator (aiohttp, 64 concurrent clients).
 Texts are the held-out posts of all 12 languages of ../shared/data, language "auto".
 
 Servers, started one after the other:
@@ -26,10 +26,12 @@ Phases per server:
 3. *ramp*: open loop at rising rates; the saturation point is the highest rate still served at
    >= 95 % of the offered rate with p95 < 50 ms.
 
-Every server runs once per event loop in ``--loops`` (default: uvloop, the node's default, then
-the standard asyncio loop), so the loop's share of the cost is measured side by side too.
+Every server runs once per ASGI server in ``--asgi`` (default: uvicorn, the node's default, then
+Hypercorn; ``api.server``) and per event loop in ``--loops`` (default: uvloop, the node's default;
+add ``asyncio`` for the standard loop), so their shares of the cost are measured side by side.
 
-The actor tree's overhead is ``1 - node / plain`` closed-loop throughput (target: under 20 %).
+The actor tree's overhead is ``1 - node / plain`` closed-loop throughput on the same ASGI server
+and loop (target: under 20 %).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from typing import Any
 import aiohttp
 
 from bench._common import free_port, percentile, print_table, write_results
+from sentiflow.api.servers import SERVER_NAMES, ServerName, serve_asgi
 from sentiflow.ops import eventloop
 from sentiflow.ops.eventloop import EventLoopName
 
@@ -79,12 +82,10 @@ def load_texts(data_dir: Path, per_language: int = 300) -> list[str]:
 
 # -- servers (run in child processes) --------------------------------------------------------------
 
-def serve_plain(port: int, loop: EventLoopName) -> None:
+def serve_plain(port: int, loop: EventLoopName, asgi: ServerName) -> None:
     """A plain Quart app: schema validation, language ID and the model call, nothing else."""
     import time as _time
 
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
     from pydantic import ValidationError
     from quart import Quart, request
 
@@ -124,13 +125,12 @@ def serve_plain(port: int, loop: EventLoopName) -> None:
     async def readyz() -> tuple[dict[str, str], int]:
         return {"status": "ready"}, 200
 
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    eventloop.run(serve(app, config), loop)
+    never = asyncio.Event()
+    eventloop.run(serve_asgi(app, asgi, "127.0.0.1", port, graceful_timeout_s=1.0,
+                             shutdown_trigger=never.wait), loop)
 
 
-def serve_node(port: int, full: bool, home: str, loop: EventLoopName) -> None:
+def serve_node(port: int, full: bool, home: str, loop: EventLoopName, asgi: ServerName) -> None:
     """The real node with default settings, except the port, no rate limit and the store
     (and, unless ``full``, no trends / drift listeners and ``synchronous=NORMAL``)."""
     from sentiflow.config.settings import load_settings
@@ -144,6 +144,7 @@ def serve_node(port: int, full: bool, home: str, loop: EventLoopName) -> None:
         "SENTIFLOW_STORAGE__TRENDS_URL": f"chdb:///{home}/trends",
         "SENTIFLOW_STORAGE__SQLITE_SYNCHRONOUS": "FULL" if full else "NORMAL",
         "SENTIFLOW_NODE__EVENT_LOOP": loop,
+        "SENTIFLOW_API__SERVER": asgi,
     })
     if not full:
         env.update({"SENTIFLOW_TRENDS__ENABLED": "false", "SENTIFLOW_DRIFT__ENABLED": "false"})
@@ -249,12 +250,12 @@ async def wait_ready(base: str, process: subprocess.Popen[bytes], within_s: floa
     raise SystemExit(f"server at {base} not ready within {within_s:.0f} s")
 
 
-async def bench_server(server: str, loop: str, args: argparse.Namespace, texts: Sequence[str],
-                       home: str) -> list[dict[str, Any]]:
+async def bench_server(server: str, loop: str, asgi: str, args: argparse.Namespace,
+                       texts: Sequence[str], home: str) -> list[dict[str, Any]]:
     port = free_port()
     command = [sys.executable, "-m", "bench.bench_api", "--serve", server, "--port", str(port),
-               "--home", home, "--loop", loop]
-    server = f"{server}/{loop}"
+               "--home", home, "--loop", loop, "--asgi", asgi]
+    server = f"{server}/{asgi}/{loop}"
     # The server outlives many awaits here; Popen (not asyncio's) so it works from any loop.
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
     base = f"http://127.0.0.1:{port}"
@@ -304,30 +305,38 @@ async def main_async(args: argparse.Namespace) -> None:
     load_or_train_default(settings.node.home / "models", settings.node.data_dir, progress=True)
     texts = load_texts(settings.node.data_dir)
     rows: list[dict[str, Any]] = []
-    for loop in args.loops:
-        for server in args.servers:
-            with tempfile.TemporaryDirectory(prefix=f"bench-api-{server}-") as home:
-                rows.extend(await bench_server(server, loop, args, texts, home))
+    for asgi in args.asgi:
+        for loop in args.loops:
+            for server in args.servers:
+                with tempfile.TemporaryDirectory(prefix=f"bench-api-{server}-") as home:
+                    rows.extend(await bench_server(server, loop, asgi, args, texts, home))
     print_table(f"POST /api/classify, {CLIENTS} clients, {len(texts)} texts in "
                 f"{len(LANGUAGES)} languages", rows)
     closed = {r["server"]: r["achieved_rps"] for r in rows if r["phase"] == "closed"}
     cpu = {r["server"]: r["server_cpu_us_per_req"] for r in rows if r["phase"] == "closed"}
     summary: dict[str, Any] = {"closed_loop_rps": closed, "server_cpu_us_per_req": cpu}
-    for server in cpu:
-        plain = "plain/" + server.split("/")[1]
-        if not server.startswith("plain/") and cpu.get(plain):
+    for server in cpu:  # server names are "<server>/<asgi>/<loop>"
+        kind, rest = server.split("/", 1)
+        plain = f"plain/{rest}"
+        if kind != "plain" and cpu.get(plain):
             print(f"server CPU per request, {server} vs {plain}: {cpu[server]:.0f} vs "
                   f"{cpu[plain]:.0f} us (+{cpu[server] / cpu[plain] - 1:.0%})")
-        if not server.startswith("plain/") and closed.get(plain):
+        if kind != "plain" and closed.get(plain):
             overhead = 1 - closed[server] / closed[plain]
             summary[f"overhead_{server}"] = overhead
             print(f"actor tree overhead ({server} vs {plain}): {overhead:.1%} (target < 20%)")
-    for loop in args.loops:
-        for server in args.servers:
-            if loop != args.loops[0] and f"{server}/{args.loops[0]}" in cpu:
-                ours, other = cpu[f"{server}/{args.loops[0]}"], cpu[f"{server}/{loop}"]
-                print(f"{server}: CPU per request {args.loops[0]} {ours:.0f} us vs {loop} "
-                      f"{other:.0f} us ({ours / other - 1:+.0%})")
+    for name, others, pick in (("loop", args.loops, 2), ("ASGI server", args.asgi, 1)):
+        first = others[0]
+        for server in cpu:
+            parts = server.split("/")
+            if parts[pick] != first:
+                continue
+            for other in others[1:]:
+                parts[pick] = other
+                if (peer := "/".join(parts)) in cpu:
+                    ours, theirs = cpu[server], cpu[peer]
+                    print(f"{name}: CPU per request {server} {ours:.0f} us vs {peer} "
+                          f"{theirs:.0f} us ({ours / theirs - 1:+.0%})")
     for row in rows:
         if row["phase"] == "open":
             verdict = "meets" if row["p95_ms"] < P95_BUDGET_MS else "misses"
@@ -347,17 +356,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--serve", choices=["plain", "node", "node-full"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
-    parser.add_argument("--loops", nargs="+", default=["uvloop", "asyncio"],
+    parser.add_argument("--loops", nargs="+", default=["uvloop"],
                         choices=["uvloop", "asyncio"],
                         help="event loops to run every server on (node.event_loop)")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
                         help=argparse.SUPPRESS)
+    parser.add_argument("--asgi", nargs="+", default=list(SERVER_NAMES), choices=SERVER_NAMES,
+                        help="ASGI servers to run every server on (api.server; uvicorn is the "
+                             "default)")
     args = parser.parse_args(argv)
-    if args.serve == "plain":
-        serve_plain(args.port, args.loop)
-        return
     if args.serve is not None:
-        serve_node(args.port, args.serve == "node-full", args.home, args.loop)
+        asgi: ServerName = args.asgi[0]
+        if args.serve == "plain":
+            serve_plain(args.port, args.loop, asgi)
+        else:
+            serve_node(args.port, args.serve == "node-full", args.home, args.loop, asgi)
         return
     args.seconds = 5.0 if args.quick else 20.0
     args.ramp_seconds = 4.0 if args.quick else 10.0

@@ -1,7 +1,7 @@
 """Sustained Kafka ingest: a real broker (tansu), a real node (embedded default model), real
 storage (PostgreSQL by default, ``--store sqlite`` for the embedded one).
 
-Three phases: posts produced at ``--rate`` (833/s = 50K/min), at ``--max-rate`` (more than
+Three node phases: posts produced at ``--rate`` (833/s = 50K/min), at ``--max-rate`` (more than
 the node can take: its maximum while a producer shares the two cores), and ``backlog``: a
 backlog of ``--backlog`` posts produced first, then drained by a fresh node for
 ``--max-seconds`` (the node's maximum with no producer, results topic or bench consumer
@@ -10,7 +10,16 @@ producer process stamps each post's request_id with its produce time; the node (
 process) writes results and then produces them to a results topic, whose broker timestamps
 give produce -> durable latency. Every second: posts produced, posts durable (the readers'
 ``durable`` counter), consumer lag (produced - durable) and this process's RSS (the node's
-memory: bounded if backpressure works).
+memory: bounded if backpressure works). The 833/s phase also splits each post's latency into
+fetch (produce -> the reader holds it: the broker's share), classify, and store (durable write
+and publication), from the timestamps inside the results records.
+
+Before them, the peer of the latency figure, ``broker-floor``: the same producer at ``--rate``
+into a fresh broker read by a bare consumer built like the node's readers, doing nothing with
+the posts: the latency any consumer of this broker gets before any work (``--no-floor`` skips
+it). tansu (the stand-in for Kafka, tests/ingest/tansu.py) answers a held fetch only when
+``fetch_max_wait_ms`` runs out, not when a post arrives, and its fetches slow down as the
+in-memory topic grows, so this floor is the broker's, not the node's.
 
     .venv/bin/python -m bench.bench_ingest            # 60 s at 833/s, 300 s at max, backlog
     .venv/bin/python -m bench.bench_ingest --quick    # 20 s each, smoke run
@@ -35,7 +44,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench._common import machine, percentile, print_table, write_results
 from sentiflow.config.settings import load_settings
+from sentiflow.ingest import clients
 from sentiflow.ingest.clients import ensure_topics
+from sentiflow.ingest.wire import decode_result
 from sentiflow.node import Node, open_node
 from sentiflow.ops import eventloop
 from sentiflow.runtime import ActorSnapshot
@@ -109,6 +120,7 @@ async def _phase(node: Node, bootstrap: str, topic: str, results: AIOKafkaConsum
         target=_producer_main, args=(bootstrap, topic, rate, seconds, name, produced))
     base = _durable(node)
     latencies: list[float] = []
+    stages: dict[str, list[float]] = {"fetch": [], "classify": [], "store": []}
     series: list[dict[str, float]] = []
     started = time.monotonic()
     proc.start()
@@ -120,8 +132,17 @@ async def _phase(node: Node, bootstrap: str, topic: str, results: AIOKafkaConsum
                 for rec in records:
                     rid = rec.key.decode()
                     if rid.startswith(name + "-"):
-                        sent_us = int(rid.rsplit("-", 1)[1])
-                        latencies.append(rec.timestamp - sent_us / 1000)
+                        sent_ms = int(rid.rsplit("-", 1)[1]) / 1000
+                        latencies.append(rec.timestamp - sent_ms)
+                        # Where the time went: produce -> the reader has the post (received_at),
+                        # -> classified (created_at), -> durable and published (the results
+                        # record's broker timestamp).
+                        stored = decode_result(rec.value)
+                        received = stored.request.received_at.timestamp() * 1000
+                        classified = stored.result.created_at.timestamp() * 1000
+                        stages["fetch"].append(received - sent_ms)
+                        stages["classify"].append(classified - received)
+                        stages["store"].append(rec.timestamp - classified)
 
     collector = asyncio.create_task(collect())
     try:
@@ -148,11 +169,62 @@ async def _phase(node: Node, bootstrap: str, topic: str, results: AIOKafkaConsum
         "p50_ms": round(percentile(latencies, 50), 1),
         "p95_ms": round(percentile(latencies, 95), 1),
         "p99_ms": round(percentile(latencies, 99), 1),
+        **{f"{stage}_p50_p95_ms": [round(percentile(values, 50), 1),
+                                   round(percentile(values, 95), 1)]
+           for stage, values in stages.items()},
         "max_lag": max((s["lag"] for s in series), default=0),
         "rss_mb_start": series[0]["rss_mb"] if series else 0,
         "rss_mb_max": max((s["rss_mb"] for s in series), default=0),
         "rss_mb_end": series[-1]["rss_mb"] if series else 0,
         "series": series,
+    }
+
+
+async def _floor_phase(settings_env: dict[str, str], rate: float, seconds: float,
+                       partitions: int) -> dict[str, Any]:
+    """The broker's share of the latency, measured with no node: a fresh broker, the same
+    producer at ``rate``, and a bare consumer built like the node's readers (same group
+    settings, fetch wait, poll size) that only stamps each post on arrival. Whatever latency
+    this shows, any consumer of this broker pays before doing any work."""
+    settings = load_settings(None, env=settings_env).kafka
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp, \
+            running_tansu(log_path=Path(tmp) / "tansu.log") as broker:
+        topic = "bench-floor"
+        await ensure_topics([broker.bootstrap], {topic: partitions})
+        consumer = clients.consumer(settings.model_copy(update={
+            "bootstrap_servers": [broker.bootstrap], "group_id": "bench-floor"}),
+            client_id="bench-floor")
+        consumer.subscribe([topic])
+        await consumer.start()
+        produced = mp.get_context("spawn").Value("q", 0)
+        proc = mp.get_context("spawn").Process(
+            target=_producer_main, args=(broker.bootstrap, topic, rate, seconds, "floor",
+                                         produced))
+        latencies: list[float] = []
+        try:
+            await asyncio.sleep(3)  # group join
+            proc.start()
+            deadline = time.monotonic() + seconds + 30
+            while time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=200,
+                                               max_records=settings.max_poll_records)
+                now_ms = time.time() * 1000
+                for records in batch.values():
+                    for rec in records:
+                        sent_us = int(json.loads(rec.value)["request_id"].rsplit("-", 1)[1])
+                        latencies.append(now_ms - sent_us / 1000)
+                if not proc.is_alive() and len(latencies) >= produced.value:
+                    break
+        finally:
+            proc.join(timeout=10)
+            await consumer.stop()
+    return {
+        "phase": "broker-floor", "target_rate": rate, "seconds": seconds,
+        "produced": produced.value, "durable": len(latencies),
+        "durable_per_s": round(len(latencies) / seconds, 1),
+        "p50_ms": round(percentile(latencies, 50), 1),
+        "p95_ms": round(percentile(latencies, 95), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
     }
 
 
@@ -256,10 +328,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if args.fetch_max_wait_ms is not None:
             env["SENTIFLOW_KAFKA__FETCH_MAX_WAIT_MS"] = str(args.fetch_max_wait_ms)
         settings = load_settings(None, env=env)
+        rows = []
+        if args.floor:
+            rows.append(await _floor_phase(env, args.rate, args.rate_seconds, args.partitions))
         results = AIOKafkaConsumer(results_topic, bootstrap_servers=broker.bootstrap,
                                    group_id=None, auto_offset_reset="earliest")
         await results.start()
-        rows = []
         try:
             async with open_node(settings) as node:
                 await asyncio.sleep(3)  # group join
@@ -297,6 +371,9 @@ def main() -> None:
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                         help="the node's event loop (node.event_loop; uvloop is its default)")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the broker-floor phase (a bare consumer, no node, on a "
+                             "fresh broker: the broker's own share of the latency)")
     args = parser.parse_args()
     if args.quick:
         args.rate_seconds = args.max_seconds = 20.0
@@ -305,7 +382,10 @@ def main() -> None:
     out["event_loop"] = args.loop
     print_table(f"Kafka ingest ({out['store']}, {out['readers']} reader(s), embedded model)",
                 [{k: v for k, v in row.items() if k != "series"} for row in out["phases"]])
-    path = write_results("ingest_quick" if args.quick else "ingest", out)
+    # A run of only the latency phases (--max-rate 0 --backlog 0) keeps the full run's JSON.
+    name = ("ingest_quick" if args.quick
+            else "ingest" if args.max_rate and args.backlog else "ingest_latency")
+    path = write_results(name, out)
     print(f"JSON: {path}")
 
 

@@ -1,4 +1,5 @@
-"""Serving a node: the API on Hypercorn beside the actor tree, until a signal or a give-up.
+"""Serving a node: the API (uvicorn or Hypercorn, sentiflow/api/servers.py) beside the actor
+tree, until a signal or a give-up.
 
 ``run_node`` is what ``sentiflow run`` executes. A SIGTERM / SIGINT stops the HTTP server
 (in-flight requests finish), then the tree shuts down in reverse order with every mailbox
@@ -16,10 +17,9 @@ from collections.abc import Sequence
 
 import anyio
 import httpx
-from hypercorn.asyncio import serve
-from hypercorn.config import Config as HypercornConfig
 
 from sentiflow.api.app import create_app
+from sentiflow.api.servers import serve_asgi
 from sentiflow.config.settings import Settings
 from sentiflow.node import Node, open_node
 from sentiflow.ops.eventloop import loop_name
@@ -44,18 +44,12 @@ DEMO_TEXTS: Sequence[str] = (
 DEMO_ASPECTS_TEXT = "The food was delicious but the service was terribly slow."
 
 
-def hypercorn_config(settings: Settings) -> HypercornConfig:
-    config = HypercornConfig()
-    config.bind = [f"{settings.api.host}:{settings.api.port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = 10.0
-    return config
-
-
-async def serve_node(node: Node, config: HypercornConfig, stop: anyio.Event) -> None:
-    """Serve the API until ``stop`` is set (by a signal, a give-up, or the caller)."""
-    await serve(create_app(node), config, shutdown_trigger=stop.wait)
+async def serve_node(node: Node, stop: anyio.Event, graceful_timeout_s: float = 10.0) -> None:
+    """Serve the API (``settings.api``: server, host, port) until ``stop`` is set (by a signal,
+    a give-up, or the caller); raises :class:`OSError` when the address cannot be bound."""
+    api = node.settings.api
+    await serve_asgi(create_app(node), api.server, api.host, api.port,
+                     graceful_timeout_s=graceful_timeout_s, shutdown_trigger=stop.wait)
 
 
 async def show_demo(base_url: str, echo: bool = True) -> list[dict[str, object]]:
@@ -139,8 +133,6 @@ async def run_node(settings: Settings, *, demo: bool = False,
         node.gauges["heartbeat_age_s"] = lambda: (
             time.time() - heartbeat.last_beat if heartbeat.last_beat else float("nan"))
         base_url = local_url(settings.api.host, settings.api.port)
-        config = hypercorn_config(settings)
-        config.graceful_timeout = ops.drain_timeout_s
 
         drain_started: list[float] = []
 
@@ -169,8 +161,9 @@ async def run_node(settings: Settings, *, demo: bool = False,
         async def announce_ready() -> None:
             if await wait_http_ready(base_url, within=60.0):
                 notifier.ready(f"serving on {base_url}")
-                log.info("ready: %s (model %s %s, %s event loop)", base_url, node.model.name,
-                         node.model.version, loop_name(asyncio.get_running_loop()))
+                log.info("ready: %s (model %s %s, %s on the %s event loop)", base_url,
+                         node.model.name, node.model.version, settings.api.server,
+                         loop_name(asyncio.get_running_loop()))
             elif not stop.is_set():
                 log.error("the API did not become ready within 60 s")
 
@@ -180,7 +173,7 @@ async def run_node(settings: Settings, *, demo: bool = False,
             # task it runs in, which left anyio's host-task cancel scope with an unmatched
             # cancellation (the CancelledError traceback on SIGTERM).
             try:
-                await serve(create_app(node), config, shutdown_trigger=stop.wait)
+                await serve_node(node, stop, ops.drain_timeout_s)
             except OSError as exc:
                 log.critical("cannot serve the API on %s: %s", base_url, exc)
                 failed.append(exc)

@@ -23,14 +23,14 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def serving(node: Node) -> AsyncIterator[httpx.AsyncClient]:
-    """The node's REST API on a real Hypercorn (``settings.api``'s host and port) and a
+    """The node's REST API on a real server (``settings.api``'s server, host and port) and a
     client for it, once the server answers; the server stops on exit."""
-    from sentiflow.serve import hypercorn_config, serve_node
+    from sentiflow.serve import serve_node
 
     settings = node.settings
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(serve_node, node, hypercorn_config(settings), stop)
+        tg.start_soon(serve_node, node, stop)
         base = f"http://{settings.api.host}:{settings.api.port}"
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
             for _ in range(200):

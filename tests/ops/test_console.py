@@ -19,7 +19,7 @@ import pytest
 
 from sentiflow.config.settings import load_settings
 from sentiflow.node import Node, open_node
-from sentiflow.serve import hypercorn_config, local_url, serve_node, wait_http_ready
+from sentiflow.serve import local_url, serve_node, wait_http_ready
 from tests.net import free_port
 from tests.ops.conftest import NodeProcess, minimal_env
 
@@ -48,7 +48,7 @@ async def console_node(tmp_path: Path, tiny_model_home: Path
     async with open_node(settings) as node:
         stop = anyio.Event()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(serve_node, node, hypercorn_config(settings), stop)
+            tg.start_soon(serve_node, node, stop)
             base = local_url(settings.api.host, settings.api.port)
             assert await wait_http_ready(base, within=20)
             try:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 import sentiflow.serve as serve_module
+from sentiflow.api.servers import SERVER_NAMES, ServerName, bind_socket
 from sentiflow.config.settings import Settings, load_settings
 from sentiflow.config.tree import ROUTER
 from sentiflow.node import Node, open_node
@@ -140,3 +141,19 @@ def test_lag_window_forgets_old_lags() -> None:
 def test_heartbeat_rejects_bad_interval() -> None:
     with pytest.raises(ValueError, match="interval"):
         Heartbeat(lambda: True, lambda: None, 0)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("server", SERVER_NAMES)
+async def test_node_exits_1_when_its_port_is_taken(server: ServerName, tmp_path: Path,
+                                                   tiny_model_home: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(tiny_model_home / "models")
+    with bind_socket("127.0.0.1", 0) as taken:
+        taken.listen()
+        settings = load_settings(None, env={
+            **minimal_env(home), "SENTIFLOW_API__PORT": str(taken.getsockname()[1]),
+            "SENTIFLOW_API__SERVER": server})
+        with anyio.fail_after(60):
+            assert await serve_module.run_node(settings) == 1
