@@ -36,11 +36,12 @@ def machine() -> dict[str, Any]:
 
 
 def print_table(title: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Print ``rows`` (dicts with the same keys) as an aligned text table."""
+    """Print ``rows`` as an aligned text table; the columns are every key of any row, in the
+    order first seen (a row without a key shows an empty cell)."""
     if not rows:
         print(f"{title}: no rows")
         return
-    headers = list(rows[0].keys())
+    headers = list(dict.fromkeys(key for row in rows for key in row))
 
     def fmt(value: Any) -> str:
         if isinstance(value, float):
