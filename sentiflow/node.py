@@ -195,12 +195,26 @@ def _import_backend(target: str) -> SentimentBackend:
     return backend
 
 
-def _shared_detector(backend: SentimentBackend) -> LanguageDetector:
-    """The embedded model carries the language detector it was trained with: share it (one
-    fastText model in memory, and the same language codes the model's features saw) rather
-    than load a second copy. Other backends get a fresh detector."""
-    own = getattr(backend, "detector", None)
-    return own if isinstance(own, LanguageDetector) else LanguageDetector()
+def _detector_source(source: BackendSource, explicit: LanguageDetector | None
+                     ) -> Callable[[], LanguageDetector]:
+    """The detector the language stage uses at each moment: ``explicit`` when given, else the
+    served embedded model's own (one fastText model in memory, and the model's language head,
+    which a promoted model brings along when it is hot-swapped in), else one fastText detector
+    loaded now for backends that carry none."""
+    if explicit is not None:
+        return lambda: explicit
+    loaded: list[LanguageDetector] = []
+
+    def current() -> LanguageDetector:
+        own = getattr(source(), "detector", None)
+        if isinstance(own, LanguageDetector):
+            return own
+        if not loaded:
+            loaded.append(LanguageDetector())
+        return loaded[0]
+
+    current()  # load now, not on the first post
+    return current
 
 
 def _constant(backend: SentimentBackend) -> BackendSource:
@@ -217,7 +231,7 @@ async def open_node(settings: Settings, *, backends: Sequence[SentimentBackend] 
     else:
         sources = [_constant(b) for b in backends]
         info = ModelInfo(backends[0].name, backends[0].version, ("cpu",) * len(backends))
-    detector = detector or _shared_detector(sources[0]())
+    detectors = _detector_source(sources[0], detector)
     from sentiflow.actors.aspect_pool import load_aspect_pool
 
     aspect_pool = await anyio.to_thread.run_sync(
@@ -239,7 +253,7 @@ async def open_node(settings: Settings, *, backends: Sequence[SentimentBackend] 
                       if settings.webhook.secret is not None else None)
             runner = BatchRunner(store, entry, chunk_size=settings.classifier.max_batch,
                                  webhooks=sender)
-            services = Services(store=store, detector=detector, backends=sources,
+            services = Services(store=store, detectors=detectors, backends=sources,
                                 batches=runner,
                                 alerter=alerter_from_settings(settings.drift, http),
                                 entry=entry, trends=trends, llm=llm, aspects=aspect_pool)

@@ -8,7 +8,7 @@ classifier (one per device).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from sentiflow.actors.messages import Submission
@@ -23,7 +23,9 @@ def least_loaded(refs: Sequence[ActorRef[Submission]]) -> ActorRef[Submission]:
 
 
 class LanguageDetectorActor(Actor[Submission]):
-    def __init__(self, detector: LanguageDetector, classifier_paths: Sequence[str]) -> None:
+    def __init__(self, detector: Callable[[], LanguageDetector],
+                 classifier_paths: Sequence[str]) -> None:
+        #: Called per submission: a promoted model's detector (its language head) takes over.
         self._detector = detector
         self._classifier_paths = tuple(classifier_paths)
         self._classifiers: tuple[ActorRef[Submission], ...] = ()
@@ -37,7 +39,7 @@ class LanguageDetectorActor(Actor[Submission]):
         resolved = [p.request.language for p in posts]
         if auto:
             normalized = normalize_batch([posts[i].request.text for i in auto])
-            guesses = self._detector.detect_batch_normalized(normalized)
+            guesses = self._detector().detect_batch_normalized(normalized)
             for i, guess in zip(auto, guesses, strict=True):
                 resolved[i] = guess.language
         forwarded = Submission(

@@ -30,7 +30,7 @@ process exits non-zero and systemd restarts the node.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -92,7 +92,8 @@ class Services:
     """What the actors are built from: loaded models, opened stores, the batch runner."""
 
     store: ResultStore
-    detector: LanguageDetector
+    #: The language stage's detector now (follows a hot-swapped model; sentiflow/node.py).
+    detectors: Callable[[], LanguageDetector]
     #: One backend source per classifier (device), in device order.
     backends: Sequence[BackendSource]
     batches: BatchRunner
@@ -149,7 +150,7 @@ def build_tree(settings: Settings, services: Services) -> SupervisorSpec:
                         mailbox_capacity=c.mailbox_size, shutdown=10.0)
               for path, backend in zip(classifiers, services.backends, strict=True)],
             *[ChildSpec(path.rsplit("/", 1)[-1],
-                        partial(LanguageDetectorActor, services.detector, classifiers),
+                        partial(LanguageDetectorActor, services.detectors, classifiers),
                         mailbox_capacity=settings.language.mailbox_size, shutdown=10.0)
               for path in language_paths(settings)],
         ],

@@ -21,6 +21,7 @@ from sentiflow.models.calibration import Calibrator
 from sentiflow.models.errors import ArtifactError
 from sentiflow.models.features import FeatureConfig, HashedNgramFeaturizer
 from sentiflow.models.langid import UND, LanguageDetector
+from sentiflow.models.langid_head import LanguageHead
 from sentiflow.models.preprocess import DEFAULT_MAX_LENGTH, normalize_batch, validate_batch
 from sentiflow.models.versioning import (
     METADATA_FILE,
@@ -53,7 +54,8 @@ class EmbeddedLinearBackend:
 
     def __init__(self, featurizer: HashedNgramFeaturizer, weights: npt.NDArray[np.float32],
                  bias: npt.NDArray[np.float32], calibrator: Calibrator, version: ModelVersion,
-                 detector: LanguageDetector | None = None) -> None:
+                 detector: LanguageDetector | None = None,
+                 language_head: LanguageHead | None = None) -> None:
         if weights.shape != (featurizer.n_features, len(LABELS)) or bias.shape != (len(LABELS),):
             raise ArtifactError(f"weights {weights.shape} / bias {bias.shape} do not match "
                                 f"{featurizer.n_features} features x {len(LABELS)} classes")
@@ -63,6 +65,10 @@ class EmbeddedLinearBackend:
         self._table = featurizer.score_table(self.weights)
         self.calibrator = calibrator
         self.model_version = version
+        #: Trained with this model (sentiflow.models.langid_head); the detector asks it first.
+        self.language_head = language_head
+        if detector is not None and language_head is not None:
+            detector = detector.with_head(language_head)
         self._detector = detector
 
     @property
@@ -76,7 +82,7 @@ class EmbeddedLinearBackend:
     @property
     def detector(self) -> LanguageDetector:
         if self._detector is None:
-            self._detector = LanguageDetector()
+            self._detector = LanguageDetector(head=self.language_head)
         return self._detector
 
     # --- scoring -------------------------------------------------------------------------
@@ -91,8 +97,8 @@ class EmbeddedLinearBackend:
         if len(texts) != len(languages):
             raise ValueError("languages must align with texts")
         normalized = normalize_batch(texts)
-        langs = [lang if lang and lang != UND else self.detector.detect_normalized(n).language
-                 for n, lang in zip(normalized, languages, strict=True)]
+        langs = self.detector.resolve(
+            normalized, [lang if lang and lang != UND else None for lang in languages])
         return self.raw_scores(normalized, langs)
 
     def predict_proba(self, texts: Sequence[str], languages: Sequence[str]) -> Probabilities:
@@ -120,10 +126,14 @@ class EmbeddedLinearBackend:
         arrays: dict[str, Any] = {"weights": self.weights, "bias": self.bias}
         if self.featurizer.idf is not None:
             arrays["idf"] = self.featurizer.idf
+        meta: dict[str, Any] = {
+            "format": ARTIFACT_FORMAT, "model_type": MODEL_TYPE, "labels": list(LABELS),
+            "features": self.featurizer.config.to_json(),
+            "calibrator": self.calibrator.to_json(), "version": self.model_version.to_json()}
+        if self.language_head is not None:
+            arrays.update(self.language_head.arrays())
+            meta["language_head"] = self.language_head.meta()
         np.savez(folder / WEIGHTS_FILE, **arrays)
-        meta = {"format": ARTIFACT_FORMAT, "model_type": MODEL_TYPE, "labels": list(LABELS),
-                "features": self.featurizer.config.to_json(),
-                "calibrator": self.calibrator.to_json(), "version": self.model_version.to_json()}
         (folder / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
     @classmethod
@@ -139,11 +149,17 @@ class EmbeddedLinearBackend:
             if isinstance(exc, ArtifactError):
                 raise
             raise ArtifactError(f"{meta_path}: {exc}") from None
+        head = None
         with np.load(weights_path, allow_pickle=False) as data:
             weights, bias = data["weights"], data["bias"]
             if "idf" in data:
                 featurizer.idf = data["idf"].astype(np.float32)
-        return cls(featurizer, weights, bias, calibrator, version, detector)
+            if "language_head" in meta:  # artifacts from before the head have none
+                try:
+                    head = LanguageHead.from_saved(meta["language_head"], data)
+                except ArtifactError as exc:
+                    raise ArtifactError(f"{weights_path}: {exc}") from None
+        return cls(featurizer, weights, bias, calibrator, version, detector, head)
 
 
 def load_version(models_dir: Path, version_id: str | None = None,

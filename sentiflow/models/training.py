@@ -35,6 +35,7 @@ from sentiflow.models.errors import ModelNotFoundError
 from sentiflow.models.evaluation import UMSAB_LANGUAGES, load_eval_set, report
 from sentiflow.models.features import FeatureConfig, HashedNgramFeaturizer
 from sentiflow.models.langid import LanguageDetector
+from sentiflow.models.langid_head import LanguageHead, choose_min_confidence, fit_language_head
 from sentiflow.models.preprocess import normalize_batch
 from sentiflow.models.versioning import (
     ModelVersion,
@@ -116,13 +117,15 @@ def train_default(data_dir: Path, models_dir: Path, *, version_id: str | None = 
 
     steps.set_postfix_str(f"fitting on {len(train_rows)} texts")
     featurizer, weights, bias = fit_linear(train_rows, config, progress)
+    valid_rows, _ = load_eval_set(data_dir, "valid")
+    head = train_language_head(det, train_rows, valid_rows)
+    det = det.with_head(head)
     placeholder = ModelVersion(vid, MODEL_TYPE, len(train_rows), float("nan"), "")
     backend = EmbeddedLinearBackend(featurizer, weights, bias, Calibrator.identity(),
-                                    placeholder, det)
+                                    placeholder, det, head)
     steps.update()
 
     steps.set_postfix_str("calibrating on valid")
-    valid_rows, _ = load_eval_set(data_dir, "valid")
     calibrator = _fit_calibration(backend, valid_rows, det, config)
     steps.update()
 
@@ -138,7 +141,7 @@ def train_default(data_dir: Path, models_dir: Path, *, version_id: str | None = 
     steps.set_postfix_str("saving")
     version = version_record(vid, MODEL_TYPE, train_rows, len(extra_labels), evaluation,
                              ece_before, calibrator.kind, time.perf_counter() - started)
-    backend = EmbeddedLinearBackend(featurizer, weights, bias, calibrator, version, det)
+    backend = EmbeddedLinearBackend(featurizer, weights, bias, calibrator, version, det, head)
     path = prepare_dir()
     backend.save(path)
     if activate:
@@ -146,6 +149,28 @@ def train_default(data_dir: Path, models_dir: Path, *, version_id: str | None = 
     steps.update()
     steps.close()
     return TrainResult(backend, version, path, evaluation)
+
+
+def train_language_head(detector: LanguageDetector, train_rows: Sequence[Example],
+                        valid_rows: Sequence[Example]) -> LanguageHead | None:
+    """The language-ID head on the training texts' gold languages, its fastText threshold
+    chosen on the valid texts (sentiflow.models.langid_head); None for single-language data."""
+    def prepared(rows: Sequence[Example]) -> tuple[list[str], list[str]]:
+        texts, langs = [], []
+        for row, norm in zip(rows, normalize_batch([r.text for r in rows]), strict=True):
+            if (text := detector.prepare(norm)) is not None:
+                texts.append(text)
+                langs.append(row.language)
+        return texts, langs
+
+    texts, langs = prepared(train_rows)
+    head = fit_language_head(texts, langs)
+    if head is None:
+        return None
+    valid_texts, valid_langs = prepared(valid_rows)
+    fallback = [detector.detect_fasttext(t).language for t in valid_texts]
+    head.min_confidence = choose_min_confidence(head, valid_texts, valid_langs, fallback)
+    return head
 
 
 def version_record(version_id: str, model_type: str, train_rows: Sequence[Example],
