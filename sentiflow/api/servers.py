@@ -1,6 +1,6 @@
 """The HTTP servers the API runs on: uvicorn (the default) or Hypercorn.
 
-Both are ASGI servers Quart supports. uvicorn with its httptools (C) parser spends ~20 % less
+Both are ASGI servers Quart supports. uvicorn with its httptools (C) parser spent 26-34 % less
 CPU per request than Hypercorn's pure-Python h11 on this 2-core machine (bench/bench_api.py
 ``--asgi``), and CPU per request is what decides the p95 at 833 requests/s here. Hypercorn stays
 selectable (``api.server = "hypercorn"``, e.g. for HTTP/2).

@@ -109,7 +109,7 @@ class ApiSettings(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    #: The ASGI server (sentiflow/api/servers.py): uvicorn (httptools parser, ~20 % less CPU
+    #: The ASGI server (sentiflow/api/servers.py): uvicorn (httptools parser, 26-34 % less CPU
     #: per request here) or Hypercorn (pure-Python h11; HTTP/2).
     server: Literal["uvicorn", "hypercorn"] = "uvicorn"
     max_text_chars: PositiveInt = 5000

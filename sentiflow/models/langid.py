@@ -12,8 +12,8 @@ and headers, which the project's install does not assume (see docs/models.md).
 
 With a :class:`~sentiflow.models.langid_head.LanguageHead` (the embedded model trains one and
 carries it), the head answers first for the 12 data languages and fastText only where the head
-is unsure or the script is none of theirs: ~10x faster, and right on romanised Hindi and on
-Malay where fastText alone is not (bench/bench_langid.py).
+is unsure or the script is none of theirs: 2.6x faster in batches (slower for a lone text),
+and right on romanised Hindi and on Malay where fastText alone is not (bench/bench_langid.py).
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ import importlib.resources
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from sentiflow.models.errors import ModelNotFoundError
+from sentiflow.models.langid_head import FOREIGN_SCRIPT, LanguageHead
 from sentiflow.models.preprocess import URL_TOKEN, USER_TOKEN, has_language_content
-
-if TYPE_CHECKING:
-    from sentiflow.models.langid_head import LanguageHead
 
 #: Language code for text whose language cannot be told.
 UND: Final = "und"
@@ -111,8 +109,6 @@ class LanguageDetector:
         out = [LanguageGuess(UND, 0.0) if p is None else None for p in prepared]
         todo = [i for i, p in enumerate(prepared) if p is not None]
         if self.head is not None and todo:
-            from sentiflow.models.langid_head import FOREIGN_SCRIPT
-
             ours = [i for i in todo if FOREIGN_SCRIPT.search(prepared[i] or "") is None]
             if ours:
                 floor = self.head.min_confidence
