@@ -50,7 +50,8 @@ def ngram_slots(prepared: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDA
     and 3-gram starting there (``2**BITS`` = none: past a text's end), and each text's first
     row. Texts are joined with NUL, which no n-gram may contain, so a text's features never
     depend on its neighbours in the batch."""
-    joined = "\0".join(prepared)
+    # An empty text would leave no row for its score: it reads as one space (no evidence).
+    joined = "\0".join(t or " " for t in prepared)
     codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
     c = codes.astype(np.uint64)
     ok = codes != 0
@@ -62,7 +63,8 @@ def ngram_slots(prepared: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDA
             valid = valid[:-1] & ok[j:]
         bucket = (((h + _SALTS[j]) * _FIB) >> _SHIFT).astype(np.int64)
         slots[: len(bucket), j] = np.where(valid, bucket, _NULL)
-    lengths = np.fromiter((len(t) + 1 for t in prepared), dtype=np.int64, count=len(prepared))
+    lengths = np.fromiter((max(len(t), 1) + 1 for t in prepared), dtype=np.int64,
+                          count=len(prepared))
     return slots, np.cumsum(lengths) - lengths
 
 

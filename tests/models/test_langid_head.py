@@ -78,6 +78,11 @@ def test_learns_to_tell_the_languages_apart(head: LanguageHead) -> None:
     guesses = head.guess(texts)
     assert np.mean([g.language == y for g, y in zip(guesses, langs, strict=True)]) > 0.97
     assert head.languages == ("en", "id", "ja")
+    # an empty text (the detector never sends one) still gets a row of probabilities
+    probs = head.probabilities(["", "pesanan datang terlambat", ""])
+    assert probs.shape == (3, 3)
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    assert head.languages[int(probs[1].argmax())] == "id"
 
 
 def test_one_language_gives_no_head_and_two_give_a_softmax_pair() -> None:
