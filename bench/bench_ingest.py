@@ -113,6 +113,10 @@ def _durable(node: Node) -> int:
     return total
 
 
+def _latency_columns(latencies: list[float]) -> dict[str, float]:
+    return {f"p{q}_ms": round(percentile(latencies, q), 1) for q in (50, 95, 99)}
+
+
 async def _phase(node: Node, bootstrap: str, topic: str, results: AIOKafkaConsumer,
                  name: str, rate: float, seconds: float, drain_s: float) -> dict[str, Any]:
     produced = mp.get_context("spawn").Value("q", 0)
@@ -166,9 +170,7 @@ async def _phase(node: Node, bootstrap: str, topic: str, results: AIOKafkaConsum
         "phase": name, "target_rate": rate, "seconds": seconds,
         "produced": produced.value, "durable": series[-1]["durable"] if series else 0,
         "durable_per_s": round(throughput, 1),
-        "p50_ms": round(percentile(latencies, 50), 1),
-        "p95_ms": round(percentile(latencies, 95), 1),
-        "p99_ms": round(percentile(latencies, 99), 1),
+        **_latency_columns(latencies),
         **{f"{stage}_p50_p95_ms": [round(percentile(values, 50), 1),
                                    round(percentile(values, 95), 1)]
            for stage, values in stages.items()},
@@ -222,9 +224,7 @@ async def _floor_phase(settings_env: dict[str, str], rate: float, seconds: float
         "phase": "broker-floor", "target_rate": rate, "seconds": seconds,
         "produced": produced.value, "durable": len(latencies),
         "durable_per_s": round(len(latencies) / seconds, 1),
-        "p50_ms": round(percentile(latencies, 50), 1),
-        "p95_ms": round(percentile(latencies, 95), 1),
-        "p99_ms": round(percentile(latencies, 99), 1),
+        **_latency_columns(latencies),
     }
 
 

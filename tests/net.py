@@ -21,6 +21,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def wait_listening(base: str, path: str, tries: int = 250) -> None:
+    """Poll ``base + path`` until something answers (any status); AssertionError after
+    ``tries`` attempts 20 ms apart."""
+    async with httpx.AsyncClient(base_url=base, timeout=2) as client:
+        for _ in range(tries):
+            try:
+                await client.get(path)
+                return
+            except httpx.TransportError:
+                await anyio.sleep(0.02)
+    raise AssertionError(f"nothing listening at {base}")
+
+
 @asynccontextmanager
 async def serving(node: Node) -> AsyncIterator[httpx.AsyncClient]:
     """The node's REST API on a real server (``settings.api``'s server, host and port) and a
@@ -32,12 +45,7 @@ async def serving(node: Node) -> AsyncIterator[httpx.AsyncClient]:
     async with anyio.create_task_group() as tg:
         tg.start_soon(serve_node, node, stop)
         base = f"http://{settings.api.host}:{settings.api.port}"
+        await wait_listening(base, "/healthz")
         async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-            for _ in range(200):
-                try:
-                    await client.get("/healthz")
-                    break
-                except httpx.TransportError:
-                    await anyio.sleep(0.02)
             yield client
         stop.set()

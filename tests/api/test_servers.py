@@ -12,7 +12,7 @@ import pytest
 from quart import Quart
 
 from sentiflow.api.servers import SERVER_NAMES, ServerName, bind_socket, serve_asgi
-from tests.net import free_port
+from tests.net import free_port, wait_listening
 
 # The servers are asyncio programs (uvicorn has no trio support), as is the node's serve path.
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
@@ -32,17 +32,6 @@ def slow_app(started: anyio.Event, release: anyio.Event) -> Quart:
         return {"ok": "slow"}
 
     return app
-
-
-async def wait_listening(base: str) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=2) as client:
-        for _ in range(250):
-            try:
-                await client.get("/fast")
-                return
-            except httpx.TransportError:
-                await anyio.sleep(0.02)
-    raise AssertionError(f"nothing listening at {base}")
 
 
 @pytest.mark.parametrize("server", SERVER_NAMES)
@@ -65,7 +54,7 @@ async def test_serves_until_triggered_and_finishes_in_flight_requests(server: Se
     with anyio.fail_after(20):
         async with anyio.create_task_group() as tg:
             tg.start_soon(run_server)
-            await wait_listening(base)
+            await wait_listening(base, "/fast")
             async with httpx.AsyncClient(base_url=base, timeout=5) as client:
                 assert (await client.get("/fast")).json() == {"ok": "fast"}
             tg.start_soon(slow_call)

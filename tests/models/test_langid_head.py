@@ -11,9 +11,8 @@ import pytest
 
 from sentiflow.models.embedded import EmbeddedLinearBackend
 from sentiflow.models.errors import ArtifactError
-from sentiflow.models.langid import UND, LanguageDetector
+from sentiflow.models.langid import UND, LanguageDetector, LanguageGuess
 from sentiflow.models.langid_head import (
-    HeadGuess,
     LanguageHead,
     choose_min_confidence,
     fit_language_head,
@@ -99,9 +98,9 @@ class _FixedGuesses:
     """Stands in for a head whose guesses (language, confidence) are known in advance."""
 
     def __init__(self, guesses: list[tuple[str, float]]) -> None:
-        self.guesses = [HeadGuess(lang, score) for lang, score in guesses]
+        self.guesses = [LanguageGuess(lang, score) for lang, score in guesses]
 
-    def guess(self, prepared: list[str]) -> list[HeadGuess]:
+    def guess(self, prepared: list[str]) -> list[LanguageGuess]:
         return self.guesses[: len(prepared)]
 
 
