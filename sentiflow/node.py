@@ -239,6 +239,8 @@ async def open_node(settings: Settings, *, backends: Sequence[SentimentBackend] 
                                  and settings.classifier.model == "default"))
     store = await open_result_store(settings.storage.results_url,
                                     sqlite_synchronous=settings.storage.sqlite_synchronous,
+                                    sqlite_inline_budget_s=(
+                                        settings.storage.sqlite_inline_budget_ms / 1000),
                                     pg_pool_size=settings.storage.pg_pool_size,
                                     pg_connect_timeout_s=settings.storage.pg_connect_timeout_s,
                                     pg_command_timeout_s=settings.storage.pg_command_timeout_s)

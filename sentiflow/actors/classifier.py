@@ -3,8 +3,12 @@
 It collects submissions until ``max_batch`` posts or ``max_wait`` after the first, whichever
 comes first (``max_wait == 0``: natural batching, flush whenever the mailbox runs dry), runs the
 model in a worker thread so the event loop keeps serving the API while a batch computes, and
-sends the probabilities to the Router. Realtime submissions overtake others twice: in the
-mailbox's priority lane and at the front of each flushed batch.
+sends the probabilities to the Router. The exception is a lightweight model's small batch
+(:func:`~sentiflow.models.base.is_lightweight`): predicted to take under ``inline_budget_s``,
+it runs on the loop, because the thread's round trip through a busy loop costs ten times more
+than the batch (sentiflow/runtime/offload.py has the measurements; ``inline_batches`` counts
+them). Realtime submissions overtake others twice: in the mailbox's priority lane and at the
+front of each flushed batch.
 
 The observed batch sizes and inference times are published in the actor's snapshot
 (``batch_size`` and ``inference_s`` histograms) for introspection and /metrics.
@@ -29,9 +33,9 @@ from sentiflow.actors.messages import (
     UnprocessablePostError,
     request_ids,
 )
-from sentiflow.models.base import SentimentBackend
+from sentiflow.models.base import SentimentBackend, is_lightweight
 from sentiflow.ops.logs import post_fields
-from sentiflow.runtime import SIZE_BOUNDS, ActorRef
+from sentiflow.runtime import SIZE_BOUNDS, ActorRef, Offloader
 
 #: Returns the backend to use now; a callable so that a promoted model can be swapped in.
 BackendSource = Callable[[], SentimentBackend]
@@ -44,9 +48,13 @@ CANARY_TEXT = "the package arrived on tuesday"
 
 class Classifier(MicroBatchingActor[Submission]):
     def __init__(self, backend: BackendSource, router_path: str, *, max_batch: int,
-                 max_wait_s: float, call_lock: threading.Lock | None = None) -> None:
+                 max_wait_s: float, call_lock: threading.Lock | None = None,
+                 inline_budget_s: float = 0.0) -> None:
         super().__init__(max_batch=max_batch, max_wait_s=max_wait_s)
         self._backend = backend
+        self._inline_budget_s = inline_budget_s
+        #: Per served backend (a hot-swapped model is measured afresh); see _offloader.
+        self._offload: tuple[SentimentBackend, Offloader] | None = None
         #: Shared with the other callers of this backend (the aspect workers; models/holder.py).
         self._call_lock = call_lock or threading.Lock()
         self._router_path = router_path
@@ -58,6 +66,7 @@ class Classifier(MicroBatchingActor[Submission]):
         self._inference = self.context.metrics.histogram("inference_s")
         self._posts = self.context.metrics.counter("posts")
         self._poison = self.context.metrics.counter("unprocessable")
+        self._inline = self.context.metrics.counter("inline_batches")
 
     def batch_size_of(self, message: Submission) -> int:
         return len(message.posts)
@@ -108,6 +117,24 @@ class Classifier(MicroBatchingActor[Submission]):
         with self._call_lock:
             return backend.predict_proba(texts, languages)
 
+    def _offloader(self, backend: SentimentBackend) -> Offloader:
+        if self._offload is None or self._offload[0] is not backend:
+            budget = self._inline_budget_s if is_lightweight(backend) else 0.0
+            self._offload = (backend, Offloader(budget))
+        return self._offload[1]
+
+    async def _run_model(self, backend: SentimentBackend, texts: list[str],
+                         languages: list[str]) -> npt.NDArray[np.float32]:
+        """``_predict`` on the loop or in a worker thread (the Offloader decides). Never on
+        the loop while another caller (an aspect worker's thread) holds the call lock: the
+        loop would wait for that caller's whole batch."""
+        offload = self._offloader(backend)
+        result = await offload.run(self._predict, backend, texts, languages, cost=len(texts),
+                                   may_inline=not self._call_lock.locked())
+        if offload.last_inline:
+            self._inline.inc()
+        return result
+
     async def _predict_isolating(
             self, backend: SentimentBackend, subs: list[Submission],
     ) -> tuple[list[Submission], list[npt.NDArray[np.float32]]]:
@@ -119,8 +146,7 @@ class Classifier(MicroBatchingActor[Submission]):
         languages = [p.language for s in subs for p in s.posts]
         started = time.perf_counter()
         try:
-            probabilities = await anyio.to_thread.run_sync(self._predict, backend, texts,
-                                                           languages)
+            probabilities = await self._run_model(backend, texts, languages)
         except Exception as exc:
             if len(subs) == 1:
                 if not await self._model_works(backend):

@@ -95,6 +95,11 @@ class NodeSettings(_Section):
     #: asyncio event loop of the process: ``auto`` (uvloop when installed), ``uvloop``,
     #: ``asyncio`` (the standard selector loop; see sentiflow/ops/eventloop.py for why).
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    #: Once the node is ready, move everything allocated so far (modules, the model, the
+    #: tree) out of the garbage collector's reach (``gc.freeze``): full collections then scan
+    #: only what requests allocate. Without it a full collection of the ~240,000 startup
+    #: objects paused the loop for up to 194 ms under load (bench/bench_api.py).
+    gc_freeze: bool = True
 
     @field_validator("event_loop")
     @classmethod
@@ -185,6 +190,11 @@ class ClassifierSettings(_Section):
     #: during the previous one (adapts to load with no fixed wait). bench/bench_api.py measured
     #: it faster than a 5 ms wait on the CPU model; a GPU may prefer a few ms to fill batches.
     max_wait_ms: float = Field(default=0.0, ge=0, le=10_000, allow_inf_nan=False)
+    #: A batch of a lightweight model (the embedded n-gram model) runs on the event loop when
+    #: it is predicted to take at most this long, instead of paying a worker thread's round
+    #: trip through a busy loop (sentiflow/runtime/offload.py); 0 = always a worker thread.
+    #: Other models (e5, Hugging Face) always run in a worker thread.
+    inline_budget_ms: float = Field(default=1.0, ge=0, le=100, allow_inf_nan=False)
     mailbox_size: MailboxSize = 4096
     # -- Hugging Face checkpoints only (sentiflow/models/hf_loading.py) --
     #: Tokens kept per text; longer texts are truncated (capped by the checkpoint's own limit).
@@ -253,6 +263,11 @@ class StorageSettings(_Section):
     #: SQLite durability: FULL fsyncs every commit (survives power loss), NORMAL only
     #: survives process crashes. See docs/node-foundations.md.
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL"
+    #: A SQLite result write runs on the event loop while writes measured there take at most
+    #: this long (a commit without a slow fsync), else in the writer thread; one that overruns
+    #: sends writes to the thread, and one write every 5 s is measured on the loop again
+    #: (sentiflow/runtime/offload.py). 0 = always the thread.
+    sqlite_inline_budget_ms: float = Field(default=1.0, ge=0, le=100, allow_inf_nan=False)
     #: The result writer flushes at this many results or after ``writer_max_wait_ms``
     #: (0 = natural batching, as for the classifier: every write carries what queued during
     #: the previous one, and a lone result is written at once).

@@ -146,7 +146,8 @@ def build_tree(settings: Settings, services: Services) -> SupervisorSpec:
                       mailbox_capacity=settings.router.mailbox_size, shutdown=10.0),
             *[ChildSpec(path.rsplit("/", 1)[-1],
                         partial(Classifier, backend, ROUTER, max_batch=c.max_batch,
-                                max_wait_s=c.max_wait_ms / 1000, call_lock=call_lock(backend)),
+                                max_wait_s=c.max_wait_ms / 1000, call_lock=call_lock(backend),
+                                inline_budget_s=c.inline_budget_ms / 1000),
                         mailbox_capacity=c.mailbox_size, shutdown=10.0)
               for path, backend in zip(classifiers, services.backends, strict=True)],
             *[ChildSpec(path.rsplit("/", 1)[-1],

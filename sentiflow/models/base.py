@@ -44,3 +44,13 @@ class SentimentBackend(Protocol):
     def predict_proba(self, texts: Sequence[str], languages: Sequence[str]) -> Probabilities:
         """Calibrated class probabilities for each text; ``languages`` aligns with ``texts``."""
         ...
+
+
+def is_lightweight(backend: object) -> bool:
+    """True for a backend that declares ``lightweight = True``: pure CPU code that scores a
+    small batch in well under a millisecond, with no accelerator, native thread pool or I/O.
+    The classifier may run such a backend's small batches on the event loop rather than pay a
+    worker thread's round trip (sentiflow/runtime/offload.py); any other backend always runs
+    in a worker thread. An optional attribute, not a protocol member: a custom backend that
+    says nothing is treated as heavy."""
+    return getattr(backend, "lightweight", False) is True

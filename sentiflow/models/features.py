@@ -100,6 +100,14 @@ class HashedNgramFeaturizer:
     idf: npt.NDArray[np.float32] | None = None
     _pow: U64 = field(default_factory=lambda: np.ones(1, dtype=np.uint64), repr=False)
     _inv: U64 = field(default_factory=lambda: np.ones(1, dtype=np.uint64), repr=False)
+    #: Per-call constants, made once: numpy scalars cost ~1 us each to build, which is most of
+    #: the cost of featurising one short text (the API's common case).
+    _salts: dict[int, np.uint64] = field(default_factory=dict, repr=False)
+    _languages: dict[str, int] = field(default_factory=dict, repr=False)
+    _shift: np.uint64 = field(default=np.uint64(0), repr=False)
+
+    def __post_init__(self) -> None:
+        self._shift = np.uint64(64 - self.config.bits)
 
     @property
     def n_features(self) -> int:
@@ -117,12 +125,20 @@ class HashedNgramFeaturizer:
         return self._pow[:n], self._inv[:n]
 
     def _index(self, h: U64, tag: int) -> I64:
-        mixed = (h + _salt(tag)) * _FIB
-        return (mixed >> np.uint64(64 - self.config.bits)).astype(np.int64)
+        salt = self._salts.get(tag)
+        if salt is None:
+            salt = self._salts[tag] = _salt(tag)
+        mixed = h + salt  # one temporary, updated in place (h itself may be reused)
+        mixed *= _FIB
+        mixed >>= self._shift
+        return mixed.astype(np.int64)
 
     def language_index(self, language: str) -> int:
-        h = np.frombuffer(language.encode("utf-8").ljust(8, b"\0")[:8], dtype=np.uint64)
-        return int(self._index(h, 99)[0])
+        index = self._languages.get(language)
+        if index is None:
+            h = np.frombuffer(language.encode("utf-8").ljust(8, b"\0")[:8], dtype=np.uint64)
+            index = self._languages[language] = int(self._index(h, 99)[0])
+        return index
 
     def occurrences(self, texts: Sequence[str], languages: Sequence[str] | None = None
                     ) -> Occurrences:

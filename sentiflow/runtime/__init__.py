@@ -38,6 +38,7 @@ from sentiflow.runtime.metrics import (
     Metrics,
     MetricSnapshot,
 )
+from sentiflow.runtime.offload import Offloader
 from sentiflow.runtime.ref import ActorRef
 from sentiflow.runtime.reply import DeferredReply
 from sentiflow.runtime.snapshot import (
@@ -56,7 +57,7 @@ __all__ = [
     "ActorSystem", "AskTimeout", "Counter", "DeadLetter", "DeadLetterHandler",
     "DeadLetterReason", "DeferredReply", "ErrorInfo", "Gauge", "GaugeSnapshot", "Histogram",
     "HistogramSnapshot", "InvalidName", "Mailbox", "MailboxClosed", "MailboxFull",
-    "MetricSnapshot", "Metrics", "NameTaken", "Node",
-    "NodeSnapshot", "NotInActor", "OnCrash", "Parent", "Priority", "SupervisorSnapshot",
+    "MetricSnapshot", "Metrics", "NameTaken", "Node", "NodeSnapshot", "NotInActor", "Offloader",
+    "OnCrash", "Parent", "Priority", "SupervisorSnapshot",
     "SystemNotRunning", "SystemSnapshot", "child_path", "log_dead_letter",
 ]

@@ -17,6 +17,7 @@ from sentiflow.stores.sqlite import SQLiteResultStore, sqlite_path_from_url
 
 async def open_result_store(
     url: str, *, sqlite_synchronous: Literal["NORMAL", "FULL"] = "FULL",
+    sqlite_inline_budget_s: float = 0.0,
     pg_pool_size: int = 10, pg_connect_timeout_s: float = 10.0,
     pg_command_timeout_s: float = 30.0,
 ) -> ResultStore:
@@ -31,7 +32,8 @@ async def open_result_store(
             path = sqlite_path_from_url(url)
         except ValueError as exc:
             raise UnsupportedStoreURLError(str(exc)) from None
-        return await SQLiteResultStore.open(path, synchronous=sqlite_synchronous)
+        return await SQLiteResultStore.open(path, synchronous=sqlite_synchronous,
+                                            inline_budget_s=sqlite_inline_budget_s)
     if scheme in POSTGRES_SCHEMES:
         # Imported here: asyncpg is only loaded by nodes that use PostgreSQL.
         from sentiflow.stores.postgres import PostgresResultStore

@@ -7,7 +7,11 @@ threads are pooled, so consecutive calls may land on different threads; the limi
 connection is never used by two threads at once (which is what ``check_same_thread`` would
 otherwise police, hence it is off). One writer means SQLite never sees lock contention between our
 own writes (SQLite allows a single writer anyway); a separate reader means WAL lets look-ups run
-while a write transaction is in progress instead of queueing behind it.
+while a write transaction is in progress instead of queueing behind it. The exception is
+``write_results``: a result write that is measured to take under ``inline_budget_s`` (a commit
+whose fsync is fast, or NORMAL) runs on the event loop, still behind the writer's limiter,
+because the thread's round trip through a busy loop costs several times the write itself
+(sentiflow/runtime/offload.py); a write that overruns sends the next ones to the thread.
 
 Durability. Each ``write_results`` call is one ``BEGIN IMMEDIATE … COMMIT`` transaction: all or
 nothing. ``synchronous=FULL`` (default) fsyncs the WAL at every commit, so a return means the
@@ -30,6 +34,7 @@ from typing import Any, Final, Literal, Self, TypeVar
 import anyio
 import anyio.to_thread
 
+from sentiflow.runtime.offload import Offloader
 from sentiflow.stores.errors import (
     BatchNotFoundError,
     DuplicateBatchError,
@@ -282,23 +287,27 @@ def _migrate(conn: sqlite3.Connection) -> None:
 class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
     """:class:`~sentiflow.stores.interface.ResultStore` on one SQLite file. Use :meth:`open`."""
 
-    def __init__(self, path: Path, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, writer: sqlite3.Connection, reader: sqlite3.Connection,
+                 *, inline_budget_s: float = 0.0) -> None:
         self.path = path
         self._writer = writer
         self._reader = reader
         self._write_limiter = anyio.CapacityLimiter(1)
         self._read_limiter = anyio.CapacityLimiter(1)
+        #: Runs result writes on the loop while they are cheap (module docstring).
+        self.result_writes = Offloader(inline_budget_s, limiter=self._write_limiter)
         self._closed = False
 
     @classmethod
     async def open(
         cls, path: Path, *, synchronous: Literal["NORMAL", "FULL"] = "FULL",
-        max_pages: int | None = None,
+        max_pages: int | None = None, inline_budget_s: float = 0.0,
     ) -> SQLiteResultStore:
         """Open (creating and migrating if needed) the store at ``path``.
 
         ``max_pages`` caps the database size in pages (SQLite ``max_page_count``); past it
         writes fail with :class:`StorageFullError`, exactly as on a full disk.
+        ``inline_budget_s``: result writes measured under it run on the event loop (0: never).
         """
 
         def connect() -> SQLiteResultStore:
@@ -311,7 +320,7 @@ class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
             except BaseException:
                 writer.close()
                 raise
-            return cls(path, writer, reader)
+            return cls(path, writer, reader, inline_budget_s=inline_budget_s)
 
         try:
             return await anyio.to_thread.run_sync(connect)
@@ -329,7 +338,8 @@ class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def _call(self, write: bool, what: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _call(self, write: bool, what: str, fn: Callable[[sqlite3.Connection], T],
+                    offload: Offloader | None = None, cost: int = 1) -> T:
         if self._closed:
             raise StorageClosedError(f"{what}: store is closed")
         conn, limiter = ((self._writer, self._write_limiter) if write
@@ -343,10 +353,13 @@ class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
             except sqlite3.Error as exc:
                 raise _storage_error(exc, what) from exc
 
+        if offload is not None:
+            return await offload.run(run, cost=cost)
         return await anyio.to_thread.run_sync(run, limiter=limiter)
 
-    async def _write(self, what: str, body: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._call(True, what, partial(_in_transaction, body=body))
+    async def _write(self, what: str, body: Callable[[sqlite3.Connection], T],
+                     offload: Offloader | None = None, cost: int = 1) -> T:
+        return await self._call(True, what, partial(_in_transaction, body=body), offload, cost)
 
     async def _read(self, what: str, body: Callable[[sqlite3.Connection], T]) -> T:
         return await self._call(False, what, partial(_in_transaction, body=body, begin="BEGIN"))
@@ -362,7 +375,7 @@ class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
                                  f"{rec.result.request_id!r}")
 
         def body(conn: sqlite3.Connection) -> None:
-            # Rows are built here, in the worker thread, to keep the event loop free.
+            # Rows are built here, in the write call (the worker thread unless inlined).
             rows = [_result_row(rec) for rec in batch]
             ids = [(row[0],) for row in rows]
             # A request_id listed twice: its last record wins, aspects included.
@@ -373,7 +386,8 @@ class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
             if aspects:
                 conn.executemany(_INSERT_ASPECT, aspects)
 
-        await self._write(f"writing {len(batch)} results", body)
+        await self._write(f"writing {len(batch)} results", body, self.result_writes,
+                          cost=len(batch))
 
     async def get_result(self, request_id: str) -> ResultRecord | None:
         def body(conn: sqlite3.Connection) -> ResultRecord | None:

@@ -50,3 +50,18 @@ class LexiconBackend:
             out[i] = (0.8, 0.1, 0.1) if neg > pos else (0.1, 0.1, 0.8) if pos > neg else \
                 (0.3, 0.4, 0.3)
         return out
+
+
+class LightweightLexicon(LexiconBackend):
+    """The same classifier declaring itself lightweight (sentiflow.models.base.is_lightweight),
+    recording the thread of every call."""
+
+    lightweight = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+
+    def predict_proba(self, texts: Sequence[str], languages: Sequence[str]) -> Probabilities:
+        self.threads.append(threading.get_ident())
+        return super().predict_proba(texts, languages)

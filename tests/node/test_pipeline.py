@@ -3,6 +3,7 @@ writes, priority, crashes and storage failures. Both anyio backends."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -17,7 +18,7 @@ from sentiflow.models.langid import LanguageDetector
 from sentiflow.node import Node, open_node
 from sentiflow.runtime import ActorSnapshot, HistogramSnapshot, MailboxFull
 from sentiflow.stores.records import ClassificationRequest
-from tests.node.backends import LexiconBackend
+from tests.node.backends import LexiconBackend, LightweightLexicon
 
 pytestmark = pytest.mark.anyio
 
@@ -226,3 +227,65 @@ async def test_full_mailboxes_refuse_offers_instead_of_queueing(
         backend.gate.set()
         for reply in replies:  # everything accepted is answered
             assert len(await reply.wait()) == 1
+
+
+@pytest.mark.parametrize(("budget_ms", "on_loop"), [("1.0", True), ("0", False)])
+async def test_a_lightweight_models_small_batches_run_on_the_event_loop(
+        make_settings: Callable[..., Settings], detector: LanguageDetector, budget_ms: str,
+        on_loop: bool) -> None:
+    backend = LightweightLexicon()
+    settings = make_settings(CLASSIFIER__INLINE_BUDGET_MS=budget_ms)
+    async with open_node(settings, backends=[backend], detector=detector) as node:
+        for i in range(5):
+            (result,) = await node.entry.classify([req(f"great post {i}", f"p{i}")],
+                                                  lane=LANE["standard"], timeout=5)
+            assert result.sentiment == "positive"
+        inline = actor(node.snapshot().find(classifier_path(0)), "classifier").metrics[
+            "inline_batches"]
+    loop_thread = threading.get_ident()
+    assert [t == loop_thread for t in backend.threads] == [on_loop] * 5
+    assert inline == (5 if on_loop else 0)
+
+
+async def test_other_models_always_run_in_a_worker_thread(
+        make_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
+    backend = LexiconBackend()  # says nothing about being lightweight: treated as heavy
+    seen: list[int] = []
+    original = backend.predict_proba
+
+    def recording(texts: Sequence[str], languages: Sequence[str]) -> Probabilities:
+        seen.append(threading.get_ident())
+        return original(texts, languages)
+
+    backend.predict_proba = recording  # type: ignore[method-assign]
+    async with open_node(make_settings(CLASSIFIER__INLINE_BUDGET_MS="100"), backends=[backend],
+                         detector=detector) as node:
+        for i in range(3):
+            await node.entry.classify([req(f"good {i}", f"g{i}")], lane=LANE["standard"],
+                                      timeout=5)
+    assert seen
+    assert threading.get_ident() not in seen
+
+
+async def test_submissions_queued_together_are_detected_in_one_call(
+        make_settings: Callable[..., Settings], detector: LanguageDetector,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[int] = []
+    original = detector.detect_batch_normalized
+
+    def counting(normalized: Sequence[str]) -> list[object]:
+        sizes.append(len(normalized))
+        return original(normalized)  # type: ignore[return-value]
+
+    monkeypatch.setattr(detector, "detect_batch_normalized", counting)
+    async with open_node(make_settings(LANGUAGE__POOL_SIZE="1"), backends=[LexiconBackend()],
+                         detector=detector) as node:
+        async with anyio.create_task_group() as tg:
+            for i in range(40):
+                tg.start_soon(partial(node.entry.classify, [req(TEXTS["de"], f"d{i}")],
+                                      lane=LANE["standard"], timeout=5))
+        stored = await node.store.get_result("d39")
+    assert sum(sizes) == 40
+    assert len(sizes) < 20, f"40 queued posts took {len(sizes)} detector calls"
+    assert stored is not None
+    assert stored.result.language_detected == "de"

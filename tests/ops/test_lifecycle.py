@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import socket
 import time
@@ -49,6 +50,8 @@ async def test_root_give_up_exits_non_zero(tmp_path: Path, tiny_model_home: Path
             yield node
 
     monkeypatch.setattr(serve_module, "open_node", capture)
+    frozen: list[bool] = []  # node.gc_freeze (default on): called once the API answers
+    monkeypatch.setattr(serve_module, "freeze_startup_objects", lambda: frozen.append(True))
     sock_path = tmp_path / "notify.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(sock_path))
@@ -83,6 +86,7 @@ async def test_root_give_up_exits_non_zero(tmp_path: Path, tiny_model_home: Path
             await anyio.sleep(0.05)
             tg.cancel_scope.cancel()
     assert status == [1]
+    assert frozen == [True]
     listener.close()
     assert any("READY=1" in m for m in received)
     assert any("WATCHDOG=1" in m for m in received)
@@ -90,6 +94,16 @@ async def test_root_give_up_exits_non_zero(tmp_path: Path, tiny_model_home: Path
     async with httpx.AsyncClient() as client:
         with pytest.raises(httpx.ConnectError):
             await client.get(f"{base}/healthz", timeout=1)
+
+
+def test_freezing_moves_the_startup_objects_out_of_the_collectors_scans() -> None:
+    gc.unfreeze()
+    try:
+        frozen = serve_module.freeze_startup_objects()
+        assert frozen == gc.get_freeze_count() > 10_000  # the modules imported so far, at least
+        assert len(gc.get_objects()) < frozen
+    finally:
+        gc.unfreeze()
 
 
 async def test_heartbeat_stops_while_the_loop_is_stalled() -> None:

@@ -59,3 +59,28 @@ async def test_factory_opens_sqlite_and_rejects_unknown(tmp_path: Path) -> None:
     for url in ("mysql://x", "sqlite://relative.db"):
         with pytest.raises(UnsupportedStoreURLError):
             await open_result_store(url)
+
+
+@pytest.mark.parametrize("budget_s", [0.05, 0.0])
+async def test_result_writes_run_on_the_loop_while_cheap_and_stay_durable(
+        tmp_path: Path, budget_s: float) -> None:
+    path = tmp_path / "r.db"
+    async with await SQLiteResultStore.open(path, synchronous="NORMAL",
+                                            inline_budget_s=budget_s) as store:
+        for i in range(4):
+            await store.write_results([record(i)])
+        writes = store.result_writes
+        assert (writes.inline_calls, writes.thread_calls) == ((4, 0) if budget_s else (0, 4))
+        assert await store.get_result("req-3") == record(3)
+    assert row_count(path, "results") == 4
+
+
+async def test_a_full_store_fails_a_write_on_the_loop_and_rolls_it_back(tmp_path: Path) -> None:
+    async with await SQLiteResultStore.open(tmp_path / "r.db", max_pages=40,
+                                            inline_budget_s=10.0) as store:
+        await store.write_results([record(i) for i in range(5)])
+        with pytest.raises(StorageFullError):
+            await store.write_results([record(i, text="x" * 3000) for i in range(100, 400)])
+        assert store.result_writes.thread_calls == 0
+        assert await store.get_result("req-100") is None
+        assert await store.integrity_check() == "ok"
