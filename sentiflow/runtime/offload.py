@@ -116,17 +116,20 @@ class Offloader:
         return predicted is None or predicted <= self.budget_s or self._probe_due()
 
     async def run(self, fn: Callable[..., T], *args: object, cost: float = 1.0,
-                  may_inline: bool = True) -> T:
+                  may_inline: bool = True, on_loop: Callable[..., T] | None = None) -> T:
         """``fn(*args)``, on the loop or in a worker thread. ``may_inline=False`` forces the
-        thread for this call (the caller knows ``fn`` would block on something now)."""
+        thread for this call (the caller knows ``fn`` would block on something now);
+        ``on_loop``, when given, is called instead of ``fn`` on the loop (a variant that
+        refuses to wait, say, and raises for the caller to retry in a thread)."""
         if not (may_inline and self.would_inline(cost)):
             self.thread_calls += 1
             self.last_inline = False
             return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        inline = on_loop or fn
         if self._limiter is None:
-            return self._run_inline(fn, args, cost)
+            return self._run_inline(inline, args, cost)
         async with self._limiter:
-            return self._run_inline(fn, args, cost)
+            return self._run_inline(inline, args, cost)
 
     def _run_inline(self, fn: Callable[..., T], args: tuple[object, ...], cost: float) -> T:
         predicted = self.predict(cost)

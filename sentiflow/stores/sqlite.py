@@ -61,6 +61,14 @@ T = TypeVar("T")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO: Final = timedelta(microseconds=1)
 _SQLITE_FULL: Final = 13
+_SQLITE_BUSY: Final = 5
+#: How long a write in the writer thread waits for another process's lock (``sqlite3`` timeout).
+BUSY_TIMEOUT_MS: Final = 30_000
+
+
+class _WouldWaitError(Exception):
+    """A write on the event loop found the database locked by another process: it must not
+    wait there (the whole node would stall), so it is retried in the writer thread."""
 
 #: Versioned schema: entry ``i`` migrates from ``user_version == i`` to ``i + 1``.
 MIGRATIONS: Final[tuple[str, ...]] = (
@@ -265,7 +273,8 @@ def _job_from_row(row: Sequence[Any]) -> BatchJob:
 
 def _connect(path: Path, synchronous: str, max_pages: int | None) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves (one transaction per call).
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                           timeout=BUSY_TIMEOUT_MS / 1000)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -353,8 +362,26 @@ class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
             except sqlite3.Error as exc:
                 raise _storage_error(exc, what) from exc
 
+        def run_without_waiting() -> T:
+            """``run`` on the event loop: a lock held by another process (a CLI on the same
+            file) raises _WouldWaitError at once instead of blocking the loop for the busy timeout."""
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                return run()
+            except StorageError as exc:
+                cause = exc.__cause__
+                if (isinstance(cause, sqlite3.OperationalError)
+                        and getattr(cause, "sqlite_errorcode", 0) & 0xFF == _SQLITE_BUSY):
+                    raise _WouldWaitError from exc
+                raise
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
         if offload is not None:
-            return await offload.run(run, cost=cost)
+            try:
+                return await offload.run(run, cost=cost, on_loop=run_without_waiting)
+            except _WouldWaitError:
+                pass
         return await anyio.to_thread.run_sync(run, limiter=limiter)
 
     async def _write(self, what: str, body: Callable[[sqlite3.Connection], T],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import anyio
 import pytest
 
 from sentiflow.stores import (
@@ -84,3 +85,32 @@ async def test_a_full_store_fails_a_write_on_the_loop_and_rolls_it_back(tmp_path
         assert store.result_writes.thread_calls == 0
         assert await store.get_result("req-100") is None
         assert await store.integrity_check() == "ok"
+
+
+async def test_a_write_on_the_loop_never_waits_for_another_process_lock(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    async with await SQLiteResultStore.open(path, synchronous="NORMAL",
+                                            inline_budget_s=10.0) as store:
+        await store.write_results([record(0)])  # measured on the loop: cheap
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await anyio.sleep(0.01)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(tick)
+            with anyio.fail_after(10):
+                async with anyio.create_task_group() as writers:
+                    writers.start_soon(store.write_results, [record(1)])
+                    await anyio.sleep(0.5)  # the write waits for the lock, in the thread
+                    assert ticks >= 20  # and the loop kept running meanwhile
+                    other.execute("COMMIT")
+            tg.cancel_scope.cancel()
+        other.close()
+        assert await store.get_result("req-1") == record(1)
+        assert store.result_writes.thread_calls == 0  # the loop attempt gave way, not counted
