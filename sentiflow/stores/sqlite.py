@@ -364,7 +364,8 @@ class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
 
         def run_without_waiting() -> T:
             """``run`` on the event loop: a lock held by another process (a CLI on the same
-            file) raises _WouldWaitError at once instead of blocking the loop for the busy timeout."""
+            file) raises _WouldWaitError at once instead of blocking the loop for the busy
+            timeout."""
             conn.execute("PRAGMA busy_timeout = 0")
             try:
                 return run()
