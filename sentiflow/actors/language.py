@@ -9,7 +9,9 @@ Detection runs on the event loop (the language-ID head costs ~15 us a text in a 
 than a worker thread's round trip) and is batched naturally, like the classifier: the
 submissions that queued while the previous batch was detected are detected in one call. At one
 text per call the head's fixed numpy overhead is ~100 us; under load, when the loop is the
-bottleneck, batches form and that overhead is shared.
+bottleneck, batches form and that overhead is shared. A batch holds at most ``max_batch`` posts
+(the tree passes ``classifier.max_batch``), so the stage buffers no more than the classifier
+would take at once, on top of its bounded mailbox.
 """
 
 from __future__ import annotations

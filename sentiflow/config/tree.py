@@ -151,7 +151,8 @@ def build_tree(settings: Settings, services: Services) -> SupervisorSpec:
                         mailbox_capacity=c.mailbox_size, shutdown=10.0)
               for path, backend in zip(classifiers, services.backends, strict=True)],
             *[ChildSpec(path.rsplit("/", 1)[-1],
-                        partial(LanguageDetectorActor, services.detectors, classifiers),
+                        partial(LanguageDetectorActor, services.detectors, classifiers,
+                                max_batch=c.max_batch),
                         mailbox_capacity=settings.language.mailbox_size, shutdown=10.0)
               for path in language_paths(settings)],
         ],
