@@ -5,9 +5,10 @@ Why: a worker thread costs the caller a round trip through the event loop - the 
 to a thread, and its result waits in the loop's queue behind every callback that became ready
 meanwhile. On a loop that serves hundreds of requests a second that round trip takes
 milliseconds, far longer than a call that computes for a hundred microseconds (a small batch
-through a numpy model, a SQLite write that does not fsync). Measured on the node at 833
-requests/s (bench/bench_api.py, open loop): a 3-post model batch took 2.9 ms through a thread and
-0.3 ms on the loop; a result write 4.3 ms and 0.4 ms.
+through a numpy model, a SQLite write that does not fsync). Measured on the node that
+bench/bench_api.py serves, under 833 requests/s of open-loop load, from the classifier's and the
+sink's own timing histograms: a 3-post model batch took 2.9 ms through a thread and 0.3 ms on
+the loop; a 1-2 row result write 4.3 ms and 0.06-0.6 ms.
 
 The rule: a call runs on the loop when its predicted duration is within ``budget_s``, else in a
 worker thread. The prediction is a line ``fixed + per_unit * cost`` through the last ``window``

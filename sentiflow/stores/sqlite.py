@@ -194,9 +194,15 @@ def sqlite_path_from_url(url: str) -> Path:
     return Path(rest[1:])
 
 
-def _storage_error(exc: sqlite3.Error, what: str) -> StorageError:
+def _primary_code(exc: BaseException | None) -> int | None:
+    """SQLite's primary result code of a ``sqlite3`` error (extended codes keep it in the low
+    byte), or None for anything else."""
     code = getattr(exc, "sqlite_errorcode", None)
-    if (code is not None and code & 0xFF == _SQLITE_FULL) or "full" in str(exc).lower():
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _storage_error(exc: sqlite3.Error, what: str) -> StorageError:
+    if _primary_code(exc) == _SQLITE_FULL or "full" in str(exc).lower():
         return StorageFullError(f"{what}: storage full ({exc})")
     return StorageError(f"{what}: {exc}")
 
@@ -370,9 +376,7 @@ class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
             try:
                 return run()
             except StorageError as exc:
-                cause = exc.__cause__
-                if (isinstance(cause, sqlite3.OperationalError)
-                        and getattr(cause, "sqlite_errorcode", 0) & 0xFF == _SQLITE_BUSY):
+                if _primary_code(exc.__cause__) == _SQLITE_BUSY:
                     raise _WouldWaitError from exc
                 raise
             finally:
