@@ -14,6 +14,9 @@ Servers, started one after the other:
 * ``node``: the real node (``open_node`` + ``create_app``): the actor tree and its durable
   result writes (embedded SQLite, ``synchronous=NORMAL``: durable against process crashes), with
   the optional listeners (chDB trends, drift watching) switched off, to isolate the tree's cost.
+* ``node-threads``: ``node`` with every model batch and result write in a worker thread
+  (``classifier.inline_budget_ms = 0``, ``storage.sqlite_inline_budget_ms = 0``) and no
+  ``node.gc_freeze``: the peer that shows what running cheap calls on the loop is worth.
 * ``node-full``: the node as shipped: ``synchronous=FULL`` (an fsync per write transaction),
   trends inserted into embedded chDB, drift histograms.
 
@@ -58,6 +61,7 @@ from sentiflow.ops import eventloop
 from sentiflow.ops.eventloop import EventLoopName
 
 CLIENTS = 64
+SERVERS = ("plain", "node", "node-threads", "node-full")
 TARGET_RATE = 833.0
 P95_BUDGET_MS = 50.0
 LANGUAGES = ("ar", "de", "en", "es", "fr", "hi", "id", "it", "ja", "ms", "pt", "zh")
@@ -130,9 +134,11 @@ def serve_plain(port: int, loop: EventLoopName, asgi: ServerName) -> None:
                              shutdown_trigger=never.wait), loop)
 
 
-def serve_node(port: int, full: bool, home: str, loop: EventLoopName, asgi: ServerName) -> None:
+def serve_node(port: int, full: bool, home: str, loop: EventLoopName, asgi: ServerName,
+               threads: bool = False) -> None:
     """The real node with default settings, except the port, no rate limit and the store
-    (and, unless ``full``, no trends / drift listeners and ``synchronous=NORMAL``)."""
+    (and, unless ``full``, no trends / drift listeners and ``synchronous=NORMAL``; with
+    ``threads``, no calls on the loop and no gc freeze)."""
     from sentiflow.config.settings import load_settings
     from sentiflow.serve import run_node
 
@@ -148,6 +154,10 @@ def serve_node(port: int, full: bool, home: str, loop: EventLoopName, asgi: Serv
     })
     if not full:
         env.update({"SENTIFLOW_TRENDS__ENABLED": "false", "SENTIFLOW_DRIFT__ENABLED": "false"})
+    if threads:
+        env.update({"SENTIFLOW_CLASSIFIER__INLINE_BUDGET_MS": "0",
+                    "SENTIFLOW_STORAGE__SQLITE_INLINE_BUDGET_MS": "0",
+                    "SENTIFLOW_NODE__GC_FREEZE": "false"})
     settings = load_settings(env=env)
     raise SystemExit(eventloop.run(run_node(settings), settings.node.event_loop))
 
@@ -351,9 +361,8 @@ async def main_async(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short phases (smoke run)")
-    parser.add_argument("--servers", nargs="+", default=["plain", "node", "node-full"],
-                        choices=["plain", "node", "node-full"])
-    parser.add_argument("--serve", choices=["plain", "node", "node-full"], help=argparse.SUPPRESS)
+    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
+    parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--loops", nargs="+", default=["uvloop"],
@@ -370,7 +379,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.serve == "plain":
             serve_plain(args.port, args.loop, asgi)
         else:
-            serve_node(args.port, args.serve == "node-full", args.home, args.loop, asgi)
+            serve_node(args.port, args.serve == "node-full", args.home, args.loop, asgi,
+                       threads=args.serve == "node-threads")
         return
     args.seconds = 5.0 if args.quick else 20.0
     args.ramp_seconds = 4.0 if args.quick else 10.0
