@@ -12,14 +12,15 @@ the loop; a 1-2 row result write 4.3 ms and 0.06-0.6 ms.
 
 The rule: a call runs on the loop when its predicted duration is within ``budget_s``, else in a
 worker thread. The prediction is a line ``fixed + per_unit * cost`` through the last ``window``
-calls measured on the loop, fitted robustly (Wald's two-group method with medians: split the
-calls at the median cost, draw the line through the two groups' median points), so a slow call
-now and then (a garbage collection, the OS preempting the process) does not move it, and a
-fixed cost per call (BEGIN + COMMIT of a write, numpy's per-call overhead) is not mistaken for
-a cost per item. The line is trusted up to twice the largest cost measured and grows in
-proportion to cost beyond (conservative where nothing was measured); while all measured calls
-have one cost it is flat up to twice that cost, so that larger calls get measured and the
-reach doubles with each size that proves cheap.
+calls measured on the loop, fitted robustly (Theil-Sen: the median of the pairwise slopes), so a
+slow call now and then (a garbage collection, a WAL checkpoint, the OS preempting the process)
+does not move it, even when it is one of the few large calls, and a fixed cost per call (BEGIN +
+COMMIT of a write, numpy's per-call overhead) is not mistaken for a cost per item. The fit costs
+~20 us, so it is redone every ``REFIT`` calls once the window holds more than that. The line
+is trusted up to twice the largest cost measured and grows in proportion to cost beyond
+(conservative where nothing was measured); while all measured calls have one cost it is flat up
+to twice that cost, so that larger calls get measured and the reach doubles with each size that
+proves cheap.
 
 Only calls measured on the loop teach the estimate: in a thread a call's wall time includes
 waiting for the GIL behind the loop and overstates what it would cost inline. So while calls go
@@ -37,7 +38,6 @@ Backend-neutral (anyio); no knowledge of what the calls do.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections import deque
 from collections.abc import Callable
@@ -50,6 +50,15 @@ T = TypeVar("T")
 
 #: Calls measured on the loop that the prediction is fitted to.
 WINDOW = 16
+#: New measurements between two fits (every one while the window holds no more than this).
+REFIT = 4
+
+
+def _median(values: list[float]) -> float:
+    """``statistics.median`` without its generality (twice as fast on these short lists)."""
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 class Offloader:
@@ -74,6 +83,7 @@ class Offloader:
         self.fixed_s = 0.0
         self.per_unit_s: float | None = None
         self.max_cost = 0.0
+        self._unfitted = 0
         self._last_inline_at = float("-inf")
         #: Calls run on the loop / in a thread, and loop calls that overran the budget.
         self.inline_calls = 0
@@ -93,18 +103,17 @@ class Offloader:
         return (self.fixed_s + self.per_unit_s * reach) * cost / reach
 
     def _fit(self) -> None:
-        points = sorted(self._samples)
-        half = len(points) // 2
-        low, high = points[:half] or points, points[half:]
-        c_lo, e_lo = statistics.median(c for c, _ in low), statistics.median(e for _, e in low)
-        c_hi, e_hi = (statistics.median(c for c, _ in high),
-                      statistics.median(e for _, e in high))
-        self.max_cost = max(points[-1][0], 1e-9)
-        if c_hi > c_lo:
-            slope = max(0.0, (e_hi - e_lo) / (c_hi - c_lo))
-            self.per_unit_s, self.fixed_s = slope, max(0.0, e_lo - slope * c_lo)
-        else:  # one cost only: flat up to twice it (``predict``), so larger calls get measured
-            self.per_unit_s, self.fixed_s = 0.0, statistics.median(e for _, e in points)
+        """Theil-Sen: the median of the slopes between every two calls of different cost, and
+        the median intercept under it (robust to up to ~29 % of slow calls)."""
+        points = list(self._samples)
+        self.max_cost = max(max(c for c, _ in points), 1e-9)
+        slopes = [(e2 - e1) / (c2 - c1) for i, (c1, e1) in enumerate(points)
+                  for c2, e2 in points[i + 1:] if c2 != c1]
+        # One cost only: flat up to twice it (``predict``), so that larger calls get measured.
+        slope = max(0.0, _median(slopes)) if slopes else 0.0
+        self.per_unit_s = slope
+        self.fixed_s = max(0.0, _median([e - slope * c for c, e in points]))
+        self._unfitted = 0
 
     def _probe_due(self) -> bool:
         return self._clock() - self._last_inline_at >= self.recheck_s
@@ -149,4 +158,6 @@ class Offloader:
             elif probe:  # the calls are cheap again: forget the measurements that said not
                 self._samples.clear()
             self._samples.append((cost, elapsed))
-            self._fit()
+            self._unfitted += 1
+            if self._unfitted >= REFIT or len(self._samples) <= REFIT:
+                self._fit()

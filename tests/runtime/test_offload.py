@@ -145,3 +145,13 @@ def test_negative_settings_are_refused() -> None:
         Offloader(-1.0)
     with pytest.raises(ValueError):
         Offloader(1.0, window=0)
+
+
+async def test_a_slow_call_among_the_few_large_ones_does_not_steepen_the_line() -> None:
+    clock = FakeClock()
+    offload = Offloader(1 * MS, clock=clock)
+    for cost, seconds in [(1, 0.10), (1, 0.11), (2, 0.13), (1, 0.10), (3, 0.16), (2, 5.0),
+                          (1, 0.09), (2, 0.13), (4, 0.18), (1, 0.10)]:
+        await run(offload, clock, seconds * MS, cost=cost)  # (2, 5 ms): a WAL checkpoint
+    assert offload.per_unit_s == pytest.approx(0.03 * MS, rel=0.2)
+    assert offload.would_inline(8)  # ~0.34 ms: still on the loop
