@@ -11,14 +11,17 @@ Servers, started one after the other:
 
 * ``plain``: one Quart handler that validates the body with the same pydantic schema, detects the
   language and calls the model directly on the event loop: no actors, no storage.
-* ``node``: the real node (``open_node`` + ``create_app``): the actor tree and its durable
-  result writes (embedded SQLite, ``synchronous=NORMAL``: durable against process crashes), with
-  the optional listeners (chDB trends, drift watching) switched off, to isolate the tree's cost.
+* ``node``: the real node (``open_node`` + ``create_app``) with its shipped settings: the actor
+  tree and its durable result writes (embedded SQLite, ``synchronous=FULL``: an fsync per write
+  transaction), with the listeners of other issues (chDB trends, drift watching) switched off,
+  to isolate the tree's cost.
+* ``node-natural``: ``node`` without the language stage's linger (``language.max_wait_ms = 0``:
+  natural batching only): the peer that shows what the 4 ms linger is worth.
 * ``node-threads``: ``node`` with every model batch and result write in a worker thread
   (``classifier.inline_budget_ms = 0``, ``storage.sqlite_inline_budget_ms = 0``) and no
   ``node.gc_freeze``: the peer that shows what running cheap calls on the loop is worth.
-* ``node-full``: the node as shipped: ``synchronous=FULL`` (an fsync per write transaction),
-  trends inserted into embedded chDB, drift histograms.
+* ``node-full``: the node as shipped, listeners included: trends inserted into embedded chDB,
+  drift histograms.
 
 Phases per server:
 
@@ -61,7 +64,7 @@ from sentiflow.ops import eventloop
 from sentiflow.ops.eventloop import EventLoopName
 
 CLIENTS = 64
-SERVERS = ("plain", "node", "node-threads", "node-full")
+SERVERS = ("plain", "node", "node-natural", "node-threads", "node-full")
 TARGET_RATE = 833.0
 P95_BUDGET_MS = 50.0
 LANGUAGES = ("ar", "de", "en", "es", "fr", "hi", "id", "it", "ja", "ms", "pt", "zh")
@@ -135,10 +138,10 @@ def serve_plain(port: int, loop: EventLoopName, asgi: ServerName) -> None:
 
 
 def serve_node(port: int, full: bool, home: str, loop: EventLoopName, asgi: ServerName,
-               threads: bool = False) -> None:
-    """The real node with default settings, except the port, no rate limit and the store
-    (and, unless ``full``, no trends / drift listeners and ``synchronous=NORMAL``; with
-    ``threads``, no calls on the loop and no gc freeze)."""
+               threads: bool = False, natural: bool = False) -> None:
+    """The real node with default settings, except the port, no rate limit and the store's
+    location (and, unless ``full``, no trends / drift listeners; with ``threads``, no calls on
+    the loop and no gc freeze; with ``natural``, no linger in the language stage)."""
     from sentiflow.config.settings import load_settings
     from sentiflow.serve import run_node
 
@@ -148,12 +151,13 @@ def serve_node(port: int, full: bool, home: str, loop: EventLoopName, asgi: Serv
         "SENTIFLOW_API__RATE_LIMIT_PER_SECOND": "0",
         "SENTIFLOW_STORAGE__RESULTS_URL": f"sqlite:///{home}/results.db",
         "SENTIFLOW_STORAGE__TRENDS_URL": f"chdb:///{home}/trends",
-        "SENTIFLOW_STORAGE__SQLITE_SYNCHRONOUS": "FULL" if full else "NORMAL",
         "SENTIFLOW_NODE__EVENT_LOOP": loop,
         "SENTIFLOW_API__SERVER": asgi,
     })
     if not full:
         env.update({"SENTIFLOW_TRENDS__ENABLED": "false", "SENTIFLOW_DRIFT__ENABLED": "false"})
+    if natural:
+        env["SENTIFLOW_LANGUAGE__MAX_WAIT_MS"] = "0"
     if threads:
         env.update({"SENTIFLOW_CLASSIFIER__INLINE_BUDGET_MS": "0",
                     "SENTIFLOW_STORAGE__SQLITE_INLINE_BUDGET_MS": "0",
@@ -380,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             serve_plain(args.port, args.loop, asgi)
         else:
             serve_node(args.port, args.serve == "node-full", args.home, args.loop, asgi,
-                       threads=args.serve == "node-threads")
+                       threads=args.serve == "node-threads",
+                       natural=args.serve == "node-natural")
         return
     args.seconds = 5.0 if args.quick else 20.0
     args.ramp_seconds = 4.0 if args.quick else 10.0

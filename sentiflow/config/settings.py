@@ -187,8 +187,8 @@ class ClassifierSettings(_Section):
     devices: Literal["auto"] | list[str] = "auto"
     max_batch: int = Field(default=64, ge=1, le=4096)
     #: 0 = natural batching: flush whenever the mailbox runs dry, so a batch is whatever queued
-    #: during the previous one (adapts to load with no fixed wait). bench/bench_api.py measured
-    #: it faster than a 5 ms wait on the CPU model; a GPU may prefer a few ms to fill batches.
+    #: during the previous one. Batches are formed upstream, by the language stage's linger
+    #: (``language.max_wait_ms``); a GPU may want a few ms more here to fill larger batches.
     max_wait_ms: float = Field(default=0.0, ge=0, le=10_000, allow_inf_nan=False)
     #: A batch of a lightweight model (the embedded n-gram model) runs on the event loop when
     #: it is predicted to take at most this long, instead of paying a worker thread's round
@@ -249,6 +249,10 @@ class LanguageSettings(_Section):
 
     pool_size: int = Field(default=2, ge=1, le=256)
     mailbox_size: MailboxSize = 4096
+    #: Linger: a detector holds a batch for up to this long after its first post (or until it
+    #: holds ``classifier.max_batch`` posts) so that posts arriving meanwhile share the fixed
+    #: cost of every later stage (sentiflow/actors/language.py); 0 = natural batching.
+    max_wait_ms: float = Field(default=4.0, ge=0, le=10_000, allow_inf_nan=False)
 
 
 class StorageSettings(_Section):

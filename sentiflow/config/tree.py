@@ -152,7 +152,8 @@ def build_tree(settings: Settings, services: Services) -> SupervisorSpec:
               for path, backend in zip(classifiers, services.backends, strict=True)],
             *[ChildSpec(path.rsplit("/", 1)[-1],
                         partial(LanguageDetectorActor, services.detectors, classifiers,
-                                max_batch=c.max_batch),
+                                max_batch=c.max_batch,
+                                max_wait_s=settings.language.max_wait_ms / 1000),
                         mailbox_capacity=settings.language.mailbox_size, shutdown=10.0)
               for path in language_paths(settings)],
         ],

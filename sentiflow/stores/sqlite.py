@@ -12,6 +12,10 @@ while a write transaction is in progress instead of queueing behind it. The exce
 whose fsync is fast, or NORMAL) runs on the event loop, still behind the writer's limiter,
 because the thread's round trip through a busy loop costs several times the write itself
 (sentiflow/runtime/offload.py); a write that overruns sends the next ones to the thread.
+SQLite's automatic checkpoint (copying the WAL into the database and fsyncing both, 5-50 ms,
+inside whichever commit crosses 1,000 pages) would stall the loop in such a write: it is off on
+the writer, and a thread of the store's own checkpoints instead (sentiflow/stores/
+sqlite_checkpointer.py).
 
 Durability. Each ``write_results`` call is one ``BEGIN IMMEDIATE … COMMIT`` transaction: all or
 nothing. ``synchronous=FULL`` (default) fsyncs the WAL at every commit, so a return means the
@@ -53,6 +57,7 @@ from sentiflow.stores.records import (
     WebhookAttempt,
     webhook_state,
 )
+from sentiflow.stores.sqlite_checkpointer import WalCheckpointer
 from sentiflow.stores.sqlite_drift import DRIFT_MIGRATION, DriftStoreMixin
 from sentiflow.stores.sqlite_review import REVIEW_MIGRATION, ReviewStoreMixin
 
@@ -303,10 +308,13 @@ class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
     """:class:`~sentiflow.stores.interface.ResultStore` on one SQLite file. Use :meth:`open`."""
 
     def __init__(self, path: Path, writer: sqlite3.Connection, reader: sqlite3.Connection,
-                 *, inline_budget_s: float = 0.0) -> None:
+                 *, inline_budget_s: float = 0.0, checkpointer: WalCheckpointer | None = None
+                 ) -> None:
         self.path = path
         self._writer = writer
         self._reader = reader
+        #: Checkpoints in a thread of its own (the writer's automatic checkpoint is off).
+        self.checkpointer = checkpointer
         self._write_limiter = anyio.CapacityLimiter(1)
         self._read_limiter = anyio.CapacityLimiter(1)
         #: Runs result writes on the loop while they are cheap (module docstring).
@@ -317,25 +325,34 @@ class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
     async def open(
         cls, path: Path, *, synchronous: Literal["NORMAL", "FULL"] = "FULL",
         max_pages: int | None = None, inline_budget_s: float = 0.0,
+        checkpoint_interval_s: float = 1.0,
     ) -> SQLiteResultStore:
         """Open (creating and migrating if needed) the store at ``path``.
 
         ``max_pages`` caps the database size in pages (SQLite ``max_page_count``); past it
         writes fail with :class:`StorageFullError`, exactly as on a full disk.
         ``inline_budget_s``: result writes measured under it run on the event loop (0: never).
+        ``checkpoint_interval_s``: how soon after writes the checkpointer thread runs.
         """
 
         def connect() -> SQLiteResultStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             writer = _connect(path, synchronous, max_pages)
+            reader: sqlite3.Connection | None = None
             try:
                 _migrate(writer)
+                writer.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
                 reader = _connect(path, synchronous, None)
                 reader.execute("PRAGMA query_only=ON")
+                checkpointer = WalCheckpointer(partial(_connect, path, synchronous, None),
+                                               interval_s=checkpoint_interval_s)
             except BaseException:
                 writer.close()
+                if reader is not None:
+                    reader.close()
                 raise
-            return cls(path, writer, reader, inline_budget_s=inline_budget_s)
+            return cls(path, writer, reader, inline_budget_s=inline_budget_s,
+                       checkpointer=checkpointer)
 
         try:
             return await anyio.to_thread.run_sync(connect)
@@ -360,13 +377,18 @@ class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
         conn, limiter = ((self._writer, self._write_limiter) if write
                          else (self._reader, self._read_limiter))
 
+        checkpointer = self.checkpointer if write else None
+
         def run() -> T:
             if self._closed:
                 raise StorageClosedError(f"{what}: store is closed")
             try:
-                return fn(conn)
+                value = fn(conn)
             except sqlite3.Error as exc:
                 raise _storage_error(exc, what) from exc
+            if checkpointer is not None:
+                checkpointer.wrote()
+            return value
 
         def run_without_waiting() -> T:
             """``run`` on the event loop: a lock held by another process (a CLI on the same
@@ -573,4 +595,6 @@ class SQLiteResultStore(DriftStoreMixin, ReviewStoreMixin):
         # Each limiter admits one caller: closing through it waits for the in-flight call.
         await anyio.to_thread.run_sync(self._reader.close, limiter=self._read_limiter)
         await anyio.to_thread.run_sync(self._writer.close, limiter=self._write_limiter)
+        if self.checkpointer is not None:  # the last connection: it checkpoints on closing
+            await anyio.to_thread.run_sync(self.checkpointer.close)
 

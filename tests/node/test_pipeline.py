@@ -289,3 +289,73 @@ async def test_submissions_queued_together_are_detected_in_one_call(
     assert len(sizes) < 20, f"40 queued posts took {len(sizes)} detector calls"
     assert stored is not None
     assert stored.result.language_detected == "de"
+
+
+def _count_detector_calls(detector: LanguageDetector, monkeypatch: pytest.MonkeyPatch
+                          ) -> list[int]:
+    sizes: list[int] = []
+    original = detector.detect_batch_normalized
+
+    def counting(normalized: Sequence[str]) -> list[object]:
+        sizes.append(len(normalized))
+        return original(normalized)  # type: ignore[return-value]
+
+    monkeypatch.setattr(detector, "detect_batch_normalized", counting)
+    return sizes
+
+
+async def test_language_stage_lingers_so_posts_arriving_apart_share_one_batch(
+        make_settings: Callable[..., Settings], detector: LanguageDetector,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Posts submitted 20 ms apart, inside a 1 s linger, go through detection, the classifier
+    and the write together; without the linger each would be a batch of its own."""
+    sizes = _count_detector_calls(detector, monkeypatch)
+    backend = LexiconBackend()
+    batches: list[int] = []
+    original = backend.predict_proba
+
+    def recording(texts: Sequence[str], languages: Sequence[str]) -> Probabilities:
+        batches.append(len(texts))
+        return original(texts, languages)
+
+    backend.predict_proba = recording  # type: ignore[method-assign]
+    settings = make_settings(LANGUAGE__POOL_SIZE="1", LANGUAGE__MAX_WAIT_MS="1000")
+    async with open_node(settings, backends=[backend], detector=detector) as node:
+        started = anyio.current_time()
+        async with anyio.create_task_group() as tg:
+            for i in range(5):
+                tg.start_soon(partial(node.entry.classify, [req(TEXTS["fr"], f"f{i}")],
+                                      lane=LANE["realtime"], timeout=10))
+                await anyio.sleep(0.02)
+        elapsed = anyio.current_time() - started
+    assert sizes == [5]
+    assert batches == [5]
+    assert 0.9 <= elapsed < 5, elapsed  # held for the linger, then answered
+
+
+async def test_linger_ends_early_when_the_batch_is_full(
+        make_settings: Callable[..., Settings], detector: LanguageDetector,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = _count_detector_calls(detector, monkeypatch)
+    settings = make_settings(LANGUAGE__POOL_SIZE="1", LANGUAGE__MAX_WAIT_MS="10000",
+                             CLASSIFIER__MAX_BATCH="4")
+    async with open_node(settings, backends=[LexiconBackend()], detector=detector) as node:
+        with anyio.fail_after(5):  # far less than the 10 s linger
+            async with anyio.create_task_group() as tg:
+                for i in range(4):
+                    tg.start_soon(partial(node.entry.classify, [req(TEXTS["en"], f"e{i}")],
+                                          lane=LANE["standard"], timeout=20))
+    assert sizes == [4]
+
+
+async def test_without_linger_a_lone_post_is_detected_at_once(
+        make_settings: Callable[..., Settings], detector: LanguageDetector,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = _count_detector_calls(detector, monkeypatch)
+    settings = make_settings(LANGUAGE__MAX_WAIT_MS="0")
+    async with open_node(settings, backends=[LexiconBackend()], detector=detector) as node:
+        for i in range(3):
+            with anyio.fail_after(2):
+                await node.entry.classify([req(TEXTS["es"], f"s{i}")], lane=LANE["standard"],
+                                          timeout=5)
+    assert sizes == [1, 1, 1]

@@ -114,3 +114,64 @@ async def test_a_write_on_the_loop_never_waits_for_another_process_lock(tmp_path
         other.close()
         assert await store.get_result("req-1") == record(1)
         assert store.result_writes.thread_calls == 0  # the loop attempt gave way, not counted
+
+
+# -- checkpoints: the store's thread, not a commit on the loop -----------------------------------
+
+async def test_checkpoints_run_in_the_checkpointer_thread_not_in_a_commit(tmp_path: Path) -> None:
+    """The writer's automatic checkpoint (which would stall the loop inside an inline commit)
+    is off; the store's checkpointer moves the WAL into the database shortly after writes."""
+    path = tmp_path / "r.db"
+    async with await SQLiteResultStore.open(path, inline_budget_s=10.0,
+                                            checkpoint_interval_s=0.05) as store:
+        assert store._writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert store._writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        checkpointer = store.checkpointer
+        assert checkpointer is not None
+        await anyio.sleep(0.2)
+        assert checkpointer.checkpoints == 0  # nothing written: nothing to do
+        size_before = path.stat().st_size
+        await store.write_results([record(i, text="y" * 2000) for i in range(200)])
+        with anyio.fail_after(5):
+            while checkpointer.checkpoints == 0:  # noqa: ASYNC110 - a thread's counter
+                await anyio.sleep(0.02)
+        assert path.stat().st_size > size_before + 200 * 2000  # the rows reached the database
+        assert await store.get_result("req-199") == record(199, text="y" * 2000)
+    assert not checkpointer._thread.is_alive()  # close() stopped it
+    assert row_count(path, "results") == 200
+
+
+def test_a_failed_checkpoint_is_retried_at_the_next_interval(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    from sentiflow.stores.sqlite_checkpointer import WalCheckpointer
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def execute(self, sql: str) -> Flaky:
+            self.calls += 1
+            if self.calls == 1:
+                raise sqlite3.OperationalError("disk I/O error")
+            return self
+
+        def fetchall(self) -> list[object]:
+            return []
+
+        def close(self) -> None:
+            pass
+
+    conn = Flaky()
+    checkpointer = WalCheckpointer(lambda: conn, interval_s=0.02)  # type: ignore[arg-type,return-value]
+    try:
+        checkpointer.wrote()
+        deadline = time.monotonic() + 5
+        while checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        checkpointer.close()
+    assert conn.calls == 2
+    assert checkpointer.checkpoints == 1
+    assert "WAL checkpoint failed" in caplog.text
