@@ -250,7 +250,8 @@ async def open_node(settings: Settings, *, backends: Sequence[SentimentBackend] 
                 database=settings.trends.database) as trends, \
                 opened_llm_tier(settings.llm, store) as llm, \
                 ActorSystem(dead_letter_handler=fail_replies) as system:
-            entry = PipelineEntry(system, language_paths(settings))
+            entry = PipelineEntry(system, language_paths(settings),
+                                  spill_at=settings.classifier.max_batch)
             sender = (WebhookSender.from_settings(http, settings.webhook)
                       if settings.webhook.secret is not None else None)
             runner = BatchRunner(store, entry, chunk_size=settings.classifier.max_batch,

@@ -1,5 +1,6 @@
 """PipelineEntry: how anything outside the tree (API, batch jobs, replay, later Kafka) submits
-posts. It picks the least-loaded language detector and either waits for room (``tell``:
+posts. It picks a language detector (the first with room for another batch:
+``language.fill_first``) and either waits for room (``tell``:
 backpressure, for streams and batch jobs) or gives up after ``offer_timeout`` (the API, which
 then answers 503 + Retry-After instead of queueing without bound).
 """
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 
 import anyio
 
-from sentiflow.actors.language import least_loaded
+from sentiflow.actors.language import fill_first
 from sentiflow.actors.messages import PipelineError, Post, Submission
 from sentiflow.runtime import ActorRef, ActorStopped, ActorSystem, DeferredReply, Priority
 from sentiflow.stores.records import ClassificationRequest, ClassificationResult
@@ -22,9 +23,12 @@ class PipelineTimeoutError(PipelineError):
 
 
 class PipelineEntry:
-    def __init__(self, system: ActorSystem, language_paths: Sequence[str]) -> None:
+    def __init__(self, system: ActorSystem, language_paths: Sequence[str], *,
+                 spill_at: int = 64) -> None:
         self._system = system
         self._paths = tuple(language_paths)
+        #: A detector with this many queued submissions passes new ones to the next member.
+        self._spill_at = spill_at
         self._refs: tuple[ActorRef[Submission], ...] = ()
 
     def _detectors(self) -> tuple[ActorRef[Submission], ...]:
@@ -45,7 +49,7 @@ class PipelineEntry:
         reply = DeferredReply.waitable()
         submission = Submission(posts=tuple(Post(r, accepted) for r in requests), reply=reply,
                                 lane=lane)
-        target = least_loaded(self._detectors())
+        target = fill_first(self._detectors(), self._spill_at)
         try:
             if offer_timeout is None:
                 await target.tell(submission, priority=lane)

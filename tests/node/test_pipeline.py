@@ -359,3 +359,32 @@ async def test_without_linger_a_lone_post_is_detected_at_once(
                 await node.entry.classify([req(TEXTS["es"], f"s{i}")], lane=LANE["standard"],
                                           timeout=5)
     assert sizes == [1, 1, 1]
+
+
+async def test_posts_arriving_together_stay_in_one_detector_of_the_pool(
+        make_settings: Callable[..., Settings], detector: LanguageDetector,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool is filled first-member-first: four submissions offered in one go share one
+    detector batch (least-loaded routing split them two and two)."""
+    sizes = _count_detector_calls(detector, monkeypatch)
+    settings = make_settings(LANGUAGE__POOL_SIZE="2", LANGUAGE__MAX_WAIT_MS="200")
+    async with (open_node(settings, backends=[LexiconBackend()], detector=detector) as node,
+                anyio.create_task_group() as tg):
+        for i in range(4):
+            tg.start_soon(partial(node.entry.classify, [req(TEXTS["de"], f"p{i}")],
+                                  lane=LANE["standard"], timeout=10))
+    assert sizes == [4]
+
+
+def test_fill_first_spills_to_the_next_member_only_when_the_first_is_behind() -> None:
+    from types import SimpleNamespace
+
+    from sentiflow.actors.language import fill_first
+
+    a, b, c = (SimpleNamespace(mailbox_depth=d) for d in (3, 0, 1))
+    refs = [a, b, c]
+    assert fill_first(refs, spill_at=4) is a  # type: ignore[arg-type]
+    a.mailbox_depth = 4
+    assert fill_first(refs, spill_at=4) is b  # type: ignore[arg-type]
+    a.mailbox_depth, b.mailbox_depth, c.mailbox_depth = 9, 7, 5
+    assert fill_first(refs, spill_at=4) is c  # type: ignore[arg-type]  # all behind: least loaded
