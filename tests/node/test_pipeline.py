@@ -267,30 +267,6 @@ async def test_other_models_always_run_in_a_worker_thread(
     assert threading.get_ident() not in seen
 
 
-async def test_submissions_queued_together_are_detected_in_one_call(
-        make_settings: Callable[..., Settings], detector: LanguageDetector,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    sizes: list[int] = []
-    original = detector.detect_batch_normalized
-
-    def counting(normalized: Sequence[str]) -> list[object]:
-        sizes.append(len(normalized))
-        return original(normalized)  # type: ignore[return-value]
-
-    monkeypatch.setattr(detector, "detect_batch_normalized", counting)
-    async with open_node(make_settings(LANGUAGE__POOL_SIZE="1"), backends=[LexiconBackend()],
-                         detector=detector) as node:
-        async with anyio.create_task_group() as tg:
-            for i in range(40):
-                tg.start_soon(partial(node.entry.classify, [req(TEXTS["de"], f"d{i}")],
-                                      lane=LANE["standard"], timeout=5))
-        stored = await node.store.get_result("d39")
-    assert sum(sizes) == 40
-    assert len(sizes) < 20, f"40 queued posts took {len(sizes)} detector calls"
-    assert stored is not None
-    assert stored.result.language_detected == "de"
-
-
 def _count_detector_calls(detector: LanguageDetector, monkeypatch: pytest.MonkeyPatch
                           ) -> list[int]:
     sizes: list[int] = []
@@ -302,6 +278,23 @@ def _count_detector_calls(detector: LanguageDetector, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(detector, "detect_batch_normalized", counting)
     return sizes
+
+
+async def test_submissions_queued_together_are_detected_in_one_call(
+        make_settings: Callable[..., Settings], detector: LanguageDetector,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = _count_detector_calls(detector, monkeypatch)
+    async with open_node(make_settings(LANGUAGE__POOL_SIZE="1"), backends=[LexiconBackend()],
+                         detector=detector) as node:
+        async with anyio.create_task_group() as tg:
+            for i in range(40):
+                tg.start_soon(partial(node.entry.classify, [req(TEXTS["de"], f"d{i}")],
+                                      lane=LANE["standard"], timeout=5))
+        stored = await node.store.get_result("d39")
+    assert sum(sizes) == 40
+    assert len(sizes) < 20, f"40 queued posts took {len(sizes)} detector calls"
+    assert stored is not None
+    assert stored.result.language_detected == "de"
 
 
 async def test_language_stage_lingers_so_posts_arriving_apart_share_one_batch(
@@ -378,13 +371,16 @@ async def test_posts_arriving_together_stay_in_one_detector_of_the_pool(
 
 def test_fill_first_spills_to_the_next_member_only_when_the_first_is_behind() -> None:
     from types import SimpleNamespace
+    from typing import cast
 
     from sentiflow.actors.language import fill_first
+    from sentiflow.actors.messages import Submission
+    from sentiflow.runtime import ActorRef
 
     a, b, c = (SimpleNamespace(mailbox_depth=d) for d in (3, 0, 1))
-    refs = [a, b, c]
-    assert fill_first(refs, spill_at=4) is a  # type: ignore[arg-type]
+    refs = cast("list[ActorRef[Submission]]", [a, b, c])
+    assert fill_first(refs, spill_at=4) is refs[0]
     a.mailbox_depth = 4
-    assert fill_first(refs, spill_at=4) is b  # type: ignore[arg-type]
+    assert fill_first(refs, spill_at=4) is refs[1]
     a.mailbox_depth, b.mailbox_depth, c.mailbox_depth = 9, 7, 5
-    assert fill_first(refs, spill_at=4) is c  # type: ignore[arg-type]  # all behind: least loaded
+    assert fill_first(refs, spill_at=4) is refs[2]  # all behind: the least loaded
