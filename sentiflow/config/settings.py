@@ -193,8 +193,11 @@ class ClassifierSettings(_Section):
     #: A batch of a lightweight model (the embedded n-gram model) runs on the event loop when
     #: it is predicted to take at most this long, instead of paying a worker thread's round
     #: trip through a busy loop (sentiflow/runtime/offload.py); 0 = always a worker thread.
-    #: Other models (e5, Hugging Face) always run in a worker thread.
-    inline_budget_ms: float = Field(default=1.0, ge=0, le=100, allow_inf_nan=False)
+    #: Other models (e5, Hugging Face) always run in a worker thread. 5 ms, not less: the
+    #: n-gram model holds the GIL for most of a batch, so a thread frees little of the loop
+    #: and its round trip costs more than that; with 1 ms, a 4-post batch that took 1.1-1.5 ms
+    #: on a slow stretch of this VM went to threads and the node spent ~15 % more CPU a request.
+    inline_budget_ms: float = Field(default=5.0, ge=0, le=100, allow_inf_nan=False)
     mailbox_size: MailboxSize = 4096
     # -- Hugging Face checkpoints only (sentiflow/models/hf_loading.py) --
     #: Tokens kept per text; longer texts are truncated (capped by the checkpoint's own limit).
@@ -270,8 +273,9 @@ class StorageSettings(_Section):
     #: A SQLite result write runs on the event loop while writes measured there take at most
     #: this long (a commit without a slow fsync), else in the writer thread; one that overruns
     #: sends writes to the thread, and one write every 5 s is measured on the loop again
-    #: (sentiflow/runtime/offload.py). 0 = always the thread.
-    sqlite_inline_budget_ms: float = Field(default=1.0, ge=0, le=100, allow_inf_nan=False)
+    #: (sentiflow/runtime/offload.py). 0 = always the thread. 5 ms: a FULL commit's fsync
+    #: took 0.7-1.9 ms on this VM, and a budget at 1 ms sent every other write to the thread.
+    sqlite_inline_budget_ms: float = Field(default=5.0, ge=0, le=100, allow_inf_nan=False)
     #: The result writer flushes at this many results or after ``writer_max_wait_ms``
     #: (0 = natural batching, as for the classifier: every write carries what queued during
     #: the previous one, and a lone result is written at once).

@@ -53,12 +53,14 @@ async def test_cheap_calls_stay_on_the_loop() -> None:
 async def test_an_overrun_sends_calls_to_a_thread_until_a_probe_finds_them_cheap() -> None:
     clock = FakeClock()
     offload = Offloader(1 * MS, recheck_s=5.0, clock=clock)
-    assert await run(offload, clock, 4 * MS)  # the first call probes: one stall on the loop
-    assert offload.overruns == 1
+    assert await run(offload, clock, 4 * MS)  # the first call warms up, unmeasured
+    assert offload.predict(1) is None
+    assert await run(offload, clock, 4 * MS)  # the second probes: the stall that is measured
+    assert offload.overruns == 2
     for _ in range(3):
         assert not await run(offload, clock, 4 * MS)  # predicted over budget: a thread
     assert not offload.would_inline()
-    assert offload.overruns == 1
+    assert offload.overruns == 2
     clock.now += 5.0
     assert offload.would_inline()  # recheck_s without a loop call: the next one probes
     assert await run(offload, clock, 0.2 * MS)  # cheap again: the estimate starts afresh
@@ -128,7 +130,7 @@ async def test_the_limiter_is_held_on_the_loop_and_in_the_thread() -> None:
 
 async def test_an_error_on_the_loop_propagates_and_is_measured() -> None:
     clock = FakeClock()
-    offload = Offloader(1 * MS, clock=clock)
+    offload = Offloader(1 * MS, warmup=0, clock=clock)
 
     def fail() -> None:
         clock.now += 5 * MS
@@ -140,9 +142,25 @@ async def test_an_error_on_the_loop_propagates_and_is_measured() -> None:
     assert offload.predict(1) == pytest.approx(5 * MS)
 
 
+async def test_a_slow_first_call_does_not_send_the_next_ones_to_a_thread() -> None:
+    """The node's first model batch took 7 ms (cold caches) against ~1 ms after it: measured,
+    it kept every batch in a thread until the next probe, 5 s later."""
+    clock = FakeClock()
+    offload = Offloader(1 * MS, clock=clock)
+    assert await run(offload, clock, 7 * MS)
+    assert [await run(offload, clock, 0.3 * MS) for _ in range(5)] == [True] * 5
+    assert offload.predict(1) == pytest.approx(0.3 * MS)
+    assert offload.thread_calls == 0
+    measured = Offloader(1 * MS, warmup=0, clock=clock)  # without the warm-up: it would
+    assert await run(measured, clock, 7 * MS)
+    assert not await run(measured, clock, 0.3 * MS)
+
+
 def test_negative_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         Offloader(-1.0)
+    with pytest.raises(ValueError):
+        Offloader(1.0, warmup=-1)
     with pytest.raises(ValueError):
         Offloader(1.0, window=0)
 
