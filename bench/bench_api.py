@@ -17,6 +17,9 @@ Servers, started one after the other:
   to isolate the tree's cost.
 * ``node-natural``: ``node`` without the language stage's linger (``language.max_wait_ms = 0``:
   natural batching only): the peer that shows what the 4 ms linger is worth.
+* ``node-1ms``: ``node`` with the inline budgets of earlier sessions (1 ms instead of 5 for
+  ``classifier.inline_budget_ms`` and ``storage.sqlite_inline_budget_ms``): the peer that shows
+  what the larger budget is worth when the VM is slow enough that small calls take over 1 ms.
 * ``node-threads``: ``node`` with every model batch and result write in a worker thread
   (``classifier.inline_budget_ms = 0``, ``storage.sqlite_inline_budget_ms = 0``) and no
   ``node.gc_freeze``: the peer that shows what running cheap calls on the loop is worth.
@@ -64,7 +67,7 @@ from sentiflow.ops import eventloop
 from sentiflow.ops.eventloop import EventLoopName
 
 CLIENTS = 64
-SERVERS = ("plain", "node", "node-natural", "node-threads", "node-full")
+SERVERS = ("plain", "node", "node-natural", "node-1ms", "node-threads", "node-full")
 TARGET_RATE = 833.0
 P95_BUDGET_MS = 50.0
 LANGUAGES = ("ar", "de", "en", "es", "fr", "hi", "id", "it", "ja", "ms", "pt", "zh")
@@ -138,10 +141,12 @@ def serve_plain(port: int, loop: EventLoopName, asgi: ServerName) -> None:
 
 
 def serve_node(port: int, full: bool, home: str, loop: EventLoopName, asgi: ServerName,
-               threads: bool = False, natural: bool = False) -> None:
+               threads: bool = False, natural: bool = False,
+               budget_ms: float | None = None) -> None:
     """The real node with default settings, except the port, no rate limit and the store's
     location (and, unless ``full``, no trends / drift listeners; with ``threads``, no calls on
-    the loop and no gc freeze; with ``natural``, no linger in the language stage)."""
+    the loop and no gc freeze; with ``natural``, no linger in the language stage; with
+    ``budget_ms``, those inline budgets instead of the shipped ones)."""
     from sentiflow.config.settings import load_settings
     from sentiflow.serve import run_node
 
@@ -158,6 +163,9 @@ def serve_node(port: int, full: bool, home: str, loop: EventLoopName, asgi: Serv
         env.update({"SENTIFLOW_TRENDS__ENABLED": "false", "SENTIFLOW_DRIFT__ENABLED": "false"})
     if natural:
         env["SENTIFLOW_LANGUAGE__MAX_WAIT_MS"] = "0"
+    if budget_ms is not None:
+        env.update({"SENTIFLOW_CLASSIFIER__INLINE_BUDGET_MS": str(budget_ms),
+                    "SENTIFLOW_STORAGE__SQLITE_INLINE_BUDGET_MS": str(budget_ms)})
     if threads:
         env.update({"SENTIFLOW_CLASSIFIER__INLINE_BUDGET_MS": "0",
                     "SENTIFLOW_STORAGE__SQLITE_INLINE_BUDGET_MS": "0",
@@ -357,7 +365,7 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"{row['server']}: p95 {row['p95_ms']:.1f} ms at {TARGET_RATE:.0f} req/s "
                   f"({verdict} the {P95_BUDGET_MS:.0f} ms target), saturation "
                   f"{row['saturation_rps']:.0f} req/s")
-    path = write_results("api", {"clients": CLIENTS, "texts": len(texts),
+    path = write_results(args.results, {"clients": CLIENTS, "texts": len(texts),
                                  "quick": args.quick, "rows": rows, "summary": summary})
     print(f"\nwritten {path}")
 
@@ -367,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="short phases (smoke run)")
     parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
     parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+    parser.add_argument("--results", default="api",
+                        help="name of the JSON written under bench/results (default: api)")
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--loops", nargs="+", default=["uvloop"],
@@ -385,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             serve_node(args.port, args.serve == "node-full", args.home, args.loop, asgi,
                        threads=args.serve == "node-threads",
-                       natural=args.serve == "node-natural")
+                       natural=args.serve == "node-natural",
+                       budget_ms=1.0 if args.serve == "node-1ms" else None)
         return
     args.seconds = 5.0 if args.quick else 20.0
     args.ramp_seconds = 4.0 if args.quick else 10.0

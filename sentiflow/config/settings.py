@@ -196,7 +196,8 @@ class ClassifierSettings(_Section):
     #: Other models (e5, Hugging Face) always run in a worker thread. 5 ms, not less: the
     #: n-gram model holds the GIL for most of a batch, so a thread frees little of the loop
     #: and its round trip costs more than that; with 1 ms, a 4-post batch that took 1.1-1.5 ms
-    #: on a slow stretch of this VM went to threads and the node spent ~15 % more CPU a request.
+    #: on a slow stretch of this VM went to threads and the node spent 13-16 % more CPU a request
+    #: (bench/bench_api.py, the ``node-1ms`` peer).
     inline_budget_ms: float = Field(default=5.0, ge=0, le=100, allow_inf_nan=False)
     mailbox_size: MailboxSize = 4096
     # -- Hugging Face checkpoints only (sentiflow/models/hf_loading.py) --
