@@ -1,6 +1,6 @@
 """`POST /api/classify` under load: the node's actor tree vs a plain Quart handler, same run.
 
-    python -m bench.bench_api              # about 7 minutes
+    python -m bench.bench_api --asgi uvicorn   # about 12 minutes
     python -m bench.bench_api --quick      # a smoke run, about a minute
 
 Every server runs in its own process on loopback with the embedded default model (trained on
@@ -17,6 +17,8 @@ Servers, started one after the other:
   to isolate the tree's cost.
 * ``node-natural``: ``node`` without the language stage's linger (``language.max_wait_ms = 0``:
   natural batching only): the peer that shows what the 4 ms linger is worth.
+* ``node-4ms``: ``node`` with the language stage's linger of earlier sessions (4 ms instead of
+  8): the peer that shows what the longer linger is worth.
 * ``node-1ms``: ``node`` with the inline budgets of earlier sessions (1 ms instead of 5 for
   ``classifier.inline_budget_ms`` and ``storage.sqlite_inline_budget_ms``): the peer that shows
   what the larger budget is worth when the VM is slow enough that small calls take over 1 ms.
@@ -35,6 +37,12 @@ Phases per server:
 3. *ramp*: open loop at rising rates; the saturation point is the highest rate still served at
    >= 95 % of the offered rate with p95 < 50 ms.
 
+Then *interleaved rounds* (``--rounds``, default 5; ``--round-servers``, default plain, node and
+node-4ms): those servers all started at once and the 833 requests/s phase run 10 s per server
+per round, the servers taking turns, so that each meets every stretch of this VM's drifting
+speed; per server the rounds that met the target and the median p95. ``--servers`` with no
+names runs the rounds alone.
+
 Every server runs once per ASGI server in ``--asgi`` (default: uvicorn, the node's default, then
 Hypercorn; ``api.server``) and per event loop in ``--loops`` (default: uvloop, the node's default;
 add ``asyncio`` for the standard loop), so their shares of the cost are measured side by side.
@@ -47,14 +55,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +77,7 @@ from sentiflow.ops import eventloop
 from sentiflow.ops.eventloop import EventLoopName
 
 CLIENTS = 64
-SERVERS = ("plain", "node", "node-natural", "node-1ms", "node-threads", "node-full")
+SERVERS = ("plain", "node", "node-natural", "node-4ms", "node-1ms", "node-threads", "node-full")
 TARGET_RATE = 833.0
 P95_BUDGET_MS = 50.0
 LANGUAGES = ("ar", "de", "en", "es", "fr", "hi", "id", "it", "ja", "ms", "pt", "zh")
@@ -92,7 +102,7 @@ def load_texts(data_dir: Path, per_language: int = 300) -> list[str]:
 
 # -- servers (run in child processes) --------------------------------------------------------------
 
-def serve_plain(port: int, loop: EventLoopName, asgi: ServerName) -> None:
+def plain_app() -> Any:
     """A plain Quart app: schema validation, language ID and the model call, nothing else."""
     import time as _time
 
@@ -135,34 +145,51 @@ def serve_plain(port: int, loop: EventLoopName, asgi: ServerName) -> None:
     async def readyz() -> tuple[dict[str, str], int]:
         return {"status": "ready"}, 200
 
+    return app
+
+
+def serve_plain(port: int, loop: EventLoopName, asgi: ServerName) -> None:
+    app = plain_app()
     never = asyncio.Event()
     eventloop.run(serve_asgi(app, asgi, "127.0.0.1", port, graceful_timeout_s=1.0,
                              shutdown_trigger=never.wait), loop)
 
 
-def serve_node(port: int, full: bool, home: str, loop: EventLoopName, asgi: ServerName,
-               threads: bool = False, natural: bool = False,
-               budget_ms: float | None = None) -> None:
-    """The real node with default settings, except the port, no rate limit and the store's
-    location (and, unless ``full``, no trends / drift listeners; with ``threads``, no calls on
-    the loop and no gc freeze; with ``natural``, no linger in the language stage; with
-    ``budget_ms``, those inline budgets instead of the shipped ones)."""
-    from sentiflow.config.settings import load_settings
-    from sentiflow.serve import run_node
-
+def node_env(home: str, *, full: bool = False) -> dict[str, str]:
+    """This process's environment plus the benchmark node's settings: no rate limit, the stores
+    under ``home`` and, unless ``full``, no trends / drift listeners (to isolate the tree)."""
     env = dict(os.environ)
     env.update({
-        "SENTIFLOW_API__PORT": str(port),
         "SENTIFLOW_API__RATE_LIMIT_PER_SECOND": "0",
         "SENTIFLOW_STORAGE__RESULTS_URL": f"sqlite:///{home}/results.db",
         "SENTIFLOW_STORAGE__TRENDS_URL": f"chdb:///{home}/trends",
-        "SENTIFLOW_NODE__EVENT_LOOP": loop,
-        "SENTIFLOW_API__SERVER": asgi,
     })
     if not full:
         env.update({"SENTIFLOW_TRENDS__ENABLED": "false", "SENTIFLOW_DRIFT__ENABLED": "false"})
+    return env
+
+
+def serve_node(port: int, full: bool, home: str, loop: EventLoopName, asgi: ServerName,
+               threads: bool = False, natural: bool = False,
+               budget_ms: float | None = None, linger_ms: float | None = None) -> None:
+    """The real node with default settings, except the port, no rate limit and the store's
+    location (and, unless ``full``, no trends / drift listeners; with ``threads``, no calls on
+    the loop and no gc freeze; with ``natural``, no linger in the language stage; with
+    ``linger_ms``, that linger instead; with ``budget_ms``, those inline budgets instead of the
+    shipped ones)."""
+    from sentiflow.config.settings import load_settings
+    from sentiflow.serve import run_node
+
+    env = node_env(home, full=full)
+    env.update({
+        "SENTIFLOW_API__PORT": str(port),
+        "SENTIFLOW_NODE__EVENT_LOOP": loop,
+        "SENTIFLOW_API__SERVER": asgi,
+    })
     if natural:
-        env["SENTIFLOW_LANGUAGE__MAX_WAIT_MS"] = "0"
+        linger_ms = 0.0
+    if linger_ms is not None:
+        env["SENTIFLOW_LANGUAGE__MAX_WAIT_MS"] = str(linger_ms)
     if budget_ms is not None:
         env.update({"SENTIFLOW_CLASSIFIER__INLINE_BUDGET_MS": str(budget_ms),
                     "SENTIFLOW_STORAGE__SQLITE_INLINE_BUDGET_MS": str(budget_ms)})
@@ -272,35 +299,51 @@ async def wait_ready(base: str, process: subprocess.Popen[bytes], within_s: floa
     raise SystemExit(f"server at {base} not ready within {within_s:.0f} s")
 
 
-async def bench_server(server: str, loop: str, asgi: str, args: argparse.Namespace,
-                       texts: Sequence[str], home: str) -> list[dict[str, Any]]:
+def start_server(server: str, loop: str, asgi: str, home: str
+                 ) -> tuple[subprocess.Popen[bytes], str]:
+    """``server`` in a child process of its own on a free loopback port: (process, base URL)."""
     port = free_port()
     command = [sys.executable, "-m", "bench.bench_api", "--serve", server, "--port", str(port),
                "--home", home, "--loop", loop, "--asgi", asgi]
-    server = f"{server}/{asgi}/{loop}"
     # The server outlives many awaits here; Popen (not asyncio's) so it works from any loop.
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
-    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+async def measured(base: str, texts: Sequence[str], phase: Phase, pid: int, server: str
+                   ) -> dict[str, Any]:
+    """Run ``phase`` against ``base``: its row, with the server's CPU per request."""
+    cpu = cpu_seconds(pid)
+    row = (await run_phase(base, texts, phase)).row(server)
+    row["server_cpu_us_per_req"] = ((cpu_seconds(pid) - cpu) * 1e6
+                                    / max(1, len(phase.latencies_ms)))
+    return row
+
+
+async def bench_server(server: str, loop: str, asgi: str, args: argparse.Namespace,
+                       texts: Sequence[str], home: str) -> list[dict[str, Any]]:
+    process, base = start_server(server, loop, asgi, home)
+    server = f"{server}/{asgi}/{loop}"
     try:
         await wait_ready(base, process, within_s=600)
         await run_phase(base, texts, Phase("warm-up", None, 3))
-        rows = []
-        for phase in (Phase("closed", None, args.seconds),
-                      Phase("open", TARGET_RATE, args.seconds)):
-            cpu = cpu_seconds(process.pid)
-            row = (await run_phase(base, texts, phase)).row(server)
-            row["server_cpu_us_per_req"] = ((cpu_seconds(process.pid) - cpu) * 1e6
-                                            / max(1, len(phase.latencies_ms)))
-            rows.append(row)
+        rows = [await measured(base, texts, phase, process.pid, server)
+                for phase in (Phase("closed", None, args.seconds),
+                              Phase("open", TARGET_RATE, args.seconds))]
         open_row = rows[1]
         saturation = TARGET_RATE if (open_row["achieved_rps"] >= 0.95 * TARGET_RATE
                                      and open_row["p95_ms"] < P95_BUDGET_MS) else 0.0
         for rate in args.ramp if saturation else ():
-            ramp = Phase("ramp", rate, args.ramp_seconds)
-            cpu = cpu_seconds(process.pid)
-            row = (await run_phase(base, texts, ramp)).row(server)
-            row["server_cpu_us_per_req"] = ((cpu_seconds(process.pid) - cpu) * 1e6
-                                            / max(1, len(ramp.latencies_ms)))
+            row = await measured(base, texts, Phase("ramp", rate, args.ramp_seconds),
+                                 process.pid, server)
             rows.append(row)
             if row["achieved_rps"] >= 0.95 * rate and row["p95_ms"] < P95_BUDGET_MS:
                 saturation = rate
@@ -310,11 +353,59 @@ async def bench_server(server: str, loop: str, asgi: str, args: argparse.Namespa
             row["saturation_rps"] = saturation
         return rows
     finally:
-        process.terminate()
+        stop_server(process)
+
+
+async def interleaved_rounds(servers: Sequence[str], loop: str, asgi: str,
+                             args: argparse.Namespace, texts: Sequence[str]
+                             ) -> list[dict[str, Any]]:
+    """The open-loop phase at 833 requests/s, ``args.rounds`` times per server, the servers
+    taking turns (all started at once; one that waits for its turn costs next to nothing, and
+    the order rotates every round). This VM's speed drifts by tens of percent within minutes,
+    so one phase per server, minutes apart, compares stretches of the VM as much as servers;
+    turns of ``args.round_seconds`` put every server in every stretch."""
+    with contextlib.ExitStack() as stack:
+        started: list[tuple[str, subprocess.Popen[bytes], str]] = []
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            for server in servers:
+                home = stack.enter_context(tempfile.TemporaryDirectory(
+                    prefix=f"bench-api-rounds-{server}-"))
+                process, base = start_server(server, loop, asgi, home)
+                started.append((f"{server}/{asgi}/{loop}", process, base))
+            for _, process, base in started:
+                await wait_ready(base, process, within_s=600)
+                await run_phase(base, texts, Phase("warm-up", None, 3))
+            rows: list[dict[str, Any]] = []
+            for turn in range(args.rounds):
+                shift = turn % len(started)
+                for name, process, base in started[shift:] + started[:shift]:
+                    row = await measured(base, texts,
+                                         Phase("round", TARGET_RATE, args.round_seconds),
+                                         process.pid, name)
+                    row["round"] = turn + 1
+                    rows.append(row)
+            return rows
+        finally:
+            for _, process, _ in started:
+                stop_server(process)
+
+
+def summarise_rounds(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per server: rounds meeting the target (p95 < 50 ms, >= 95 % of 833/s served), the
+    median and range of p95, the median CPU per request."""
+    out = []
+    for server in dict.fromkeys(r["server"] for r in rows):
+        mine = [r for r in rows if r["server"] == server]
+        p95 = [r["p95_ms"] for r in mine]
+        met = sum(1 for r in mine if r["p95_ms"] < P95_BUDGET_MS
+                  and r["achieved_rps"] >= 0.95 * TARGET_RATE)
+        out.append({"server": server, "rounds": len(mine), "met_target": f"{met}/{len(mine)}",
+                    "p95_median_ms": statistics.median(p95), "p95_min_ms": min(p95),
+                    "p95_max_ms": max(p95),
+                    "p50_median_ms": statistics.median(r["p50_ms"] for r in mine),
+                    "cpu_us_per_req_median": statistics.median(
+                        r["server_cpu_us_per_req"] for r in mine)})
+    return out
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -365,16 +456,31 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"{row['server']}: p95 {row['p95_ms']:.1f} ms at {TARGET_RATE:.0f} req/s "
                   f"({verdict} the {P95_BUDGET_MS:.0f} ms target), saturation "
                   f"{row['saturation_rps']:.0f} req/s")
+    round_rows: list[dict[str, Any]] = []
+    rounds_summary: list[dict[str, Any]] = []
+    if args.rounds and args.round_servers:
+        round_rows = await interleaved_rounds(args.round_servers, args.loops[0], args.asgi[0],
+                                              args, texts)
+        rounds_summary = summarise_rounds(round_rows)
+        print_table(f"interleaved rounds: {args.round_seconds:.0f} s at {TARGET_RATE:.0f} req/s "
+                    f"per server and round, the servers taking turns", round_rows)
+        print_table("per server over the rounds", rounds_summary)
     path = write_results(args.results, {"clients": CLIENTS, "texts": len(texts),
-                                 "quick": args.quick, "rows": rows, "summary": summary})
+                                        "quick": args.quick, "rows": rows, "summary": summary,
+                                        "rounds": round_rows, "rounds_summary": rounds_summary})
     print(f"\nwritten {path}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short phases (smoke run)")
-    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
+    parser.add_argument("--servers", nargs="*", default=list(SERVERS), choices=SERVERS)
     parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds at 833 req/s after the phases (default 5, 1 "
+                             "with --quick; 0: none)")
+    parser.add_argument("--round-servers", nargs="*", default=["plain", "node", "node-4ms"],
+                        choices=SERVERS, help="servers of the interleaved rounds")
     parser.add_argument("--results", default="api",
                         help="name of the JSON written under bench/results (default: api)")
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -396,8 +502,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             serve_node(args.port, args.serve == "node-full", args.home, args.loop, asgi,
                        threads=args.serve == "node-threads",
                        natural=args.serve == "node-natural",
+                       linger_ms=4.0 if args.serve == "node-4ms" else None,
                        budget_ms=1.0 if args.serve == "node-1ms" else None)
         return
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 5
+    args.round_seconds = 5.0 if args.quick else 10.0
     args.seconds = 5.0 if args.quick else 20.0
     args.ramp_seconds = 4.0 if args.quick else 10.0
     args.ramp = [1250.0, 2000.0] if args.quick else [1250.0, 1666.0, 2500.0, 3333.0, 5000.0]

@@ -8,16 +8,17 @@ before it has a batch's worth queued), and each member forwards to the least-loa
 
 Detection runs on the event loop (the language-ID head costs ~15 us a text in a batch, far less
 than a worker thread's round trip). The stage *lingers*: a batch is held for up to
-``max_wait_s`` after its first post (``language.max_wait_ms``, default 4 ms) or until it holds
+``max_wait_s`` after its first post (``language.max_wait_ms``, default 8 ms) or until it holds
 ``max_batch`` posts (the tree passes ``classifier.max_batch``), whichever comes first. As the
 pipeline's first stage it decides the batch size of every later one: the classifier, the router
 and the durable write each take a group formed here in one call, so their fixed costs (a numpy
 call is ~1 us, a transaction ~70 us, an actor hop a few us) are shared. Natural batching alone
 (``max_wait_ms = 0``) forms groups only once a queue has built up, so on this 2-core machine the
 node settled at about 1.7 posts a batch and ~99 % of its core at 833 requests/s (p95 70-95 ms);
-with a 4 ms linger batches held ~3.5 posts and CPU fell by 10-30 % (bench/bench_api.py,
-``node-natural`` is the peer without it: p95 16 vs 93 ms in the fastest run). The wait costs a
-lone post at most those 4 ms.
+with a 4 ms linger batches held ~3.5-5 posts and CPU fell by 10-30 % (bench/bench_api.py,
+``node-natural`` is the peer without it: p95 16 vs 93 ms in the fastest run); 8 ms doubled the
+batches again (~11 posts) for another ~9 % (peer ``node-4ms``). The wait costs a lone post at
+most those 8 ms, well inside the fast path's 50 ms.
 """
 
 from __future__ import annotations

@@ -92,10 +92,15 @@ def create_app(node: Node) -> Quart:
     openapi = openapi_document()
     add_openapi(openapi)
 
-    async def parse(model: type[ClassifyRequest] | type[BatchRequest]) -> Any:
+    async def parse(model: type[ClassifyRequest] | type[BatchRequest],
+                    request_id: str | None = None) -> Any:
+        """The body as ``model``; ``request_id``: the body's ``request_id`` when it has none."""
         raw = await request.get_data(as_text=False)
         try:  # Python's json, then the schema (see schemas.load_json for why)
-            return model.model_validate(load_json(raw), context=limits)
+            body = load_json(raw)
+            if request_id is not None and isinstance(body, dict):
+                body.setdefault("request_id", request_id)
+            return model.model_validate(body, context=limits)
         except BodyNotJSONError as exc:
             raise ApiError(400, "invalid_json", exc.detail) from None
         except ValidationError as exc:
@@ -109,8 +114,11 @@ def create_app(node: Node) -> Quart:
         bind_request_id(g.request_id)  # every log line of this request names it
         if not request.path.startswith("/api/"):
             return
+        # Looking up absent headers is not free (werkzeug builds an exception per miss).
+        presented = (extract_api_key(cast(Mapping[str, str], request.headers)) if keys.enabled
+                     else None)
         try:
-            identity = keys.authenticate(extract_api_key(cast(Mapping[str, str], request.headers)))
+            identity = keys.authenticate(presented)
         except InvalidAPIKeyError as exc:
             raise ApiError(401, "unauthorized", str(exc),
                            {"WWW-Authenticate": 'Bearer realm="sentiflow"'}) from None
@@ -123,9 +131,8 @@ def create_app(node: Node) -> Quart:
     async def count(response: Response) -> Response:
         started: float | None = g.get("started")
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics.requests.labels(route, str(response.status_code)).inc()
-        if started is not None:
-            metrics.latency.labels(route).observe(time.perf_counter() - started)
+        metrics.observe_request(route, response.status_code,
+                                None if started is None else time.perf_counter() - started)
         request_id: str | None = g.get("request_id")
         if request_id is not None:
             response.headers.setdefault("X-Request-ID", request_id)
@@ -143,11 +150,9 @@ def create_app(node: Node) -> Quart:
 
     @app.post("/api/classify")
     async def classify() -> tuple[JSON, int]:
-        req: ClassifyRequest = await parse(ClassifyRequest)
-        if "request_id" not in req.model_fields_set:
-            # One id per call: the post is stored, answered and logged under the HTTP
-            # request's id (the caller's X-Request-ID, else a new one).
-            req = req.model_copy(update={"request_id": g.request_id})
+        # One id per call: a post without its own request_id is stored, answered and logged
+        # under the HTTP request's id (the caller's X-Request-ID, else a new one).
+        req: ClassifyRequest = await parse(ClassifyRequest, request_id=g.request_id)
         if req.aspects and not settings.aspects.enabled:
             raise ApiError(501, "not_implemented",
                            "aspect-based sentiment is disabled on this node (aspects.enabled); "

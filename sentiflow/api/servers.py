@@ -77,7 +77,9 @@ async def _serve_uvicorn(app: Any, host: str, port: int, graceful_timeout_s: flo
     config = uvicorn.Config(
         app, loop="none", http="httptools", lifespan="on", log_config=None,
         access_log=False, timeout_graceful_shutdown=math.ceil(max(0.0, graceful_timeout_s)),
-        server_header=False)
+        # No X-Forwarded-* rewriting: nothing here reads the client address, and the middleware
+        # costs every request a few microseconds (~1 % of one at 833 requests/s).
+        server_header=False, proxy_headers=False)
     server = _CallerSignalsServer(config)
 
     async def stop_on_trigger() -> None:

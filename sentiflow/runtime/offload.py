@@ -143,8 +143,17 @@ class Offloader:
         inline = on_loop or fn
         if self._limiter is None:
             return self._run_inline(inline, args, cost)
-        async with self._limiter:
+        # A free limiter is taken without a checkpoint: ``async with`` would first yield to
+        # the loop (anyio's acquire always does), a whole loop iteration - every callback that
+        # became ready meanwhile - spent before a call that costs less than that.
+        try:
+            self._limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._limiter.acquire()
+        try:
             return self._run_inline(inline, args, cost)
+        finally:
+            self._limiter.release()
 
     def _run_inline(self, fn: Callable[..., T], args: tuple[object, ...], cost: float) -> T:
         predicted = self.predict(cost)

@@ -146,8 +146,10 @@ async def test_classifier_and_aspect_workers_never_call_the_backend_at_once(
         make_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
     backend = OneCallerBackend()
     text = "The product is great but shipping took forever."
-    async with open_node(make_settings(ASPECTS__POOL_SIZE="2"), backends=[backend],
-                         detector=detector) as node:
+    # No linger: each staggered post is a classifier batch of its own (the default linger
+    # would group them), so that many batches overlap the workers' clause calls.
+    settings = make_settings(ASPECTS__POOL_SIZE="2", LANGUAGE__MAX_WAIT_MS="0")
+    async with open_node(settings, backends=[backend], detector=detector) as node:
         async def one(i: int) -> None:
             await anyio.sleep(i * 0.003)  # staggered: classifier batches overlap clause calls
             await node.entry.classify([req(f"p{i}", text, i % 2 == 0, "en")],

@@ -128,6 +128,42 @@ async def test_the_limiter_is_held_on_the_loop_and_in_the_thread() -> None:
     assert limiter.borrowed_tokens == 0
 
 
+async def test_a_free_limiter_is_taken_without_yielding_to_the_loop_first() -> None:
+    """An inline call must not cost a loop iteration first: a task started before it only
+    runs once the call is done."""
+    limiter = anyio.CapacityLimiter(1)
+    offload = Offloader(1 * MS, limiter=limiter)
+    order: list[str] = []
+
+    async def other() -> None:
+        order.append("other")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other)
+        await offload.run(order.append, "call")
+    assert order == ["call", "other"]
+    assert offload.last_inline
+
+
+async def test_a_busy_limiter_is_waited_for_on_the_loop_path() -> None:
+    limiter = anyio.CapacityLimiter(1)
+    offload = Offloader(1 * MS, limiter=limiter)
+    holder = object()
+    await limiter.acquire_on_behalf_of(holder)
+    order: list[str] = []
+
+    async def release_later() -> None:
+        await anyio.sleep(0.01)
+        order.append("released")
+        limiter.release_on_behalf_of(holder)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(release_later)
+        await offload.run(order.append, "call")
+    assert order == ["released", "call"]
+    assert limiter.borrowed_tokens == 0
+
+
 async def test_an_error_on_the_loop_propagates_and_is_measured() -> None:
     clock = FakeClock()
     offload = Offloader(1 * MS, warmup=0, clock=clock)
