@@ -1,6 +1,6 @@
 """`POST /api/classify` under load: the node's actor tree vs a plain Quart handler, same run.
 
-    python -m bench.bench_api --asgi uvicorn   # about 12 minutes
+    python -m bench.bench_api --asgi uvicorn   # about 13 minutes
     python -m bench.bench_api --quick      # a smoke run, about a minute
 
 Every server runs in its own process on loopback with the embedded default model (trained on
@@ -16,7 +16,7 @@ Servers, started one after the other:
   transaction), with the listeners of other issues (chDB trends, drift watching) switched off,
   to isolate the tree's cost.
 * ``node-natural``: ``node`` without the language stage's linger (``language.max_wait_ms = 0``:
-  natural batching only): the peer that shows what the 4 ms linger is worth.
+  natural batching only): the peer that shows what the linger is worth.
 * ``node-4ms``: ``node`` with the language stage's linger of earlier sessions (4 ms instead of
   8): the peer that shows what the longer linger is worth.
 * ``node-1ms``: ``node`` with the inline budgets of earlier sessions (1 ms instead of 5 for
@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench._common import free_port, percentile, print_table, write_results
 from sentiflow.api.servers import SERVER_NAMES, ServerName, serve_asgi
@@ -318,13 +319,36 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
+async def classifier_batches(base: str) -> tuple[float, float] | None:
+    """(batches, posts) the node's classifiers have reported so far (their ``batch_size``
+    histogram in ``GET /metrics``); None for a server without one (plain)."""
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as response:
+        if response.status != 200:
+            return None
+        text = await response.text()
+    batches = posts = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name == "sentiflow_actor_batch_size":
+            for sample in family.samples:
+                if sample.name.endswith("_count"):
+                    batches += sample.value
+                elif sample.name.endswith("_sum"):
+                    posts += sample.value
+    return batches, posts
+
+
 async def measured(base: str, texts: Sequence[str], phase: Phase, pid: int, server: str
                    ) -> dict[str, Any]:
-    """Run ``phase`` against ``base``: its row, with the server's CPU per request."""
+    """Run ``phase`` against ``base``: its row, with the server's CPU per request and, for a
+    node, the mean size of the classifier's batches during the phase."""
+    before = await classifier_batches(base)  # scrapes outside the CPU window
     cpu = cpu_seconds(pid)
     row = (await run_phase(base, texts, phase)).row(server)
     row["server_cpu_us_per_req"] = ((cpu_seconds(pid) - cpu) * 1e6
                                     / max(1, len(phase.latencies_ms)))
+    after = await classifier_batches(base)
+    if before is not None and after is not None and after[0] > before[0]:
+        row["batch_posts"] = (after[1] - before[1]) / (after[0] - before[0])
     return row
 
 

@@ -142,8 +142,8 @@ async def main_async(args: argparse.Namespace) -> None:
         rows.append({"group": group, "node_batch_posts": p / b if b else 0.0,
                      "node_cpu_us_per_req": node_us, "plain_cpu_us_per_req": plain_us,
                      "node_vs_plain": f"{node_us / plain_us - 1:+.0%}"})
-    per_post, per_batch = fit_line([1 / r["node_batch_posts"] for r in rows],
-                                   [r["node_cpu_us_per_req"] for r in rows])
+    per_batch, per_post = statistics.linear_regression(
+        [1 / r["node_batch_posts"] for r in rows], [r["node_cpu_us_per_req"] for r in rows])
     print_table(f"POST /api/classify in process, CPU per request by group size (median of "
                 f"{args.rounds} rounds of {args.requests})", rows)
     print(f"node: ~{per_batch:,.0f} us per batch + ~{per_post:,.0f} us per post "
@@ -154,14 +154,6 @@ async def main_async(args: argparse.Namespace) -> None:
                                         "raw_us": {f"{n}/{g}": [c * 1e6 for c in v]
                                                    for (n, g), v in costs.items()}})
     print(f"\nwritten {path}")
-
-
-def fit_line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Least-squares ``y = a + b * x``: (a, b)."""
-    mx, my = statistics.fmean(x), statistics.fmean(y)
-    sxx = sum((v - mx) ** 2 for v in x)
-    b = sum((u - mx) * (v - my) for u, v in zip(x, y, strict=True)) / sxx if sxx else 0.0
-    return my - b * mx, b
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -15,10 +15,10 @@ and the durable write each take a group formed here in one call, so their fixed 
 call is ~1 us, a transaction ~70 us, an actor hop a few us) are shared. Natural batching alone
 (``max_wait_ms = 0``) forms groups only once a queue has built up, so on this 2-core machine the
 node settled at about 1.7 posts a batch and ~99 % of its core at 833 requests/s (p95 70-95 ms);
-with a 4 ms linger batches held ~3.5-5 posts and CPU fell by 10-30 % (bench/bench_api.py,
-``node-natural`` is the peer without it: p95 16 vs 93 ms in the fastest run); 8 ms doubled the
-batches again (~11 posts) for another ~9 % (peer ``node-4ms``). The wait costs a lone post at
-most those 8 ms, well inside the fast path's 50 ms.
+with a 4 ms linger batches held ~3.5-7 posts and CPU fell by 10-30 % (bench/bench_api.py,
+``node-natural`` is the peer without it: p95 16 vs 93 ms in the fastest run); 8 ms makes them
+~11-13 posts against 4 ms's ~7 for another ~10 % (peer ``node-4ms``, bench_api's rounds). The
+wait costs a lone post at most those 8 ms, well inside the fast path's 50 ms.
 """
 
 from __future__ import annotations

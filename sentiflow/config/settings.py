@@ -256,8 +256,8 @@ class LanguageSettings(_Section):
     #: Linger: a detector holds a batch for up to this long after its first post (or until it
     #: holds ``classifier.max_batch`` posts) so that posts arriving meanwhile share the fixed
     #: cost of every later stage (sentiflow/actors/language.py); 0 = natural batching. 8 ms:
-    #: at 833 requests/s batches of ~11 posts instead of ~5 and ~9 % less CPU than 4 ms
-    #: (bench/bench_api.py, peer ``node-4ms``), for 4 ms more latency at light load.
+    #: at 833 requests/s batches of ~11-13 posts instead of ~7 and ~10 % less CPU than 4 ms
+    #: (bench/bench_api.py's rounds, peer ``node-4ms``), for 4 ms more latency at light load.
     max_wait_ms: float = Field(default=8.0, ge=0, le=10_000, allow_inf_nan=False)
 
 
