@@ -19,6 +19,9 @@ Servers, started one after the other:
   natural batching only): the peer that shows what the linger is worth.
 * ``node-4ms``: ``node`` with the language stage's linger of earlier sessions (4 ms instead of
   8): the peer that shows what the longer linger is worth.
+* ``node-quart-timeouts``: ``node`` with Quart's own body and response timeouts
+  (``asyncio.wait_for``: a task each per request) instead of sentiflow/api/timeouts.py's: the
+  peer that shows what two tasks fewer on every request's path are worth.
 * ``node-1ms``: ``node`` with the inline budgets of earlier sessions (1 ms instead of 5 for
   ``classifier.inline_budget_ms`` and ``storage.sqlite_inline_budget_ms``): the peer that shows
   what the larger budget is worth when the VM is slow enough that small calls take over 1 ms.
@@ -78,7 +81,8 @@ from sentiflow.ops import eventloop
 from sentiflow.ops.eventloop import EventLoopName
 
 CLIENTS = 64
-SERVERS = ("plain", "node", "node-natural", "node-4ms", "node-1ms", "node-threads", "node-full")
+SERVERS = ("plain", "node", "node-natural", "node-4ms", "node-quart-timeouts", "node-1ms",
+           "node-threads", "node-full")
 TARGET_RATE = 833.0
 P95_BUDGET_MS = 50.0
 LANGUAGES = ("ar", "de", "en", "es", "fr", "hi", "id", "it", "ja", "ms", "pt", "zh")
@@ -170,14 +174,33 @@ def node_env(home: str, *, full: bool = False) -> dict[str, str]:
     return env
 
 
+def use_quart_timeouts() -> None:
+    """In this (server) process, guard the body and the response as Quart does by default:
+    ``asyncio.wait_for`` around reading the body, Quart's ``RESPONSE_TIMEOUT`` on every
+    response (the ``node-quart-timeouts`` peer)."""
+    from quart import Request
+
+    from sentiflow.api import timeouts
+
+    async def read_body(request: Request, timeout_s: float) -> bytes:
+        try:  # what Quart's get_data does with BODY_TIMEOUT set
+            return await asyncio.wait_for(
+                request.get_data(cache=True, as_text=False, parse_form_data=False), timeout_s)
+        except TimeoutError:
+            raise timeouts.BodyTimeoutError(timeout_s) from None
+
+    timeouts.read_body = read_body
+    timeouts.drop_small_response_timeout = lambda response: None
+
+
 def serve_node(port: int, full: bool, home: str, loop: EventLoopName, asgi: ServerName,
-               threads: bool = False, natural: bool = False,
+               threads: bool = False, natural: bool = False, quart_timeouts: bool = False,
                budget_ms: float | None = None, linger_ms: float | None = None) -> None:
     """The real node with default settings, except the port, no rate limit and the store's
     location (and, unless ``full``, no trends / drift listeners; with ``threads``, no calls on
     the loop and no gc freeze; with ``natural``, no linger in the language stage; with
     ``linger_ms``, that linger instead; with ``budget_ms``, those inline budgets instead of the
-    shipped ones)."""
+    shipped ones; with ``quart_timeouts``, Quart's body and response timeouts)."""
     from sentiflow.config.settings import load_settings
     from sentiflow.serve import run_node
 
@@ -198,6 +221,8 @@ def serve_node(port: int, full: bool, home: str, loop: EventLoopName, asgi: Serv
         env.update({"SENTIFLOW_CLASSIFIER__INLINE_BUDGET_MS": "0",
                     "SENTIFLOW_STORAGE__SQLITE_INLINE_BUDGET_MS": "0",
                     "SENTIFLOW_NODE__GC_FREEZE": "false"})
+    if quart_timeouts:
+        use_quart_timeouts()
     settings = load_settings(env=env)
     raise SystemExit(eventloop.run(run_node(settings), settings.node.event_loop))
 
@@ -526,6 +551,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             serve_node(args.port, args.serve == "node-full", args.home, args.loop, asgi,
                        threads=args.serve == "node-threads",
                        natural=args.serve == "node-natural",
+                       quart_timeouts=args.serve == "node-quart-timeouts",
                        linger_ms=4.0 if args.serve == "node-4ms" else None,
                        budget_ms=1.0 if args.serve == "node-1ms" else None)
         return

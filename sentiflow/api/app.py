@@ -1,7 +1,8 @@
 """The Quart application: the REST API of a running :class:`~sentiflow.node.Node`.
 
 Every error is a JSON ``{error, detail}`` body with a 4xx/5xx status, never an HTML page or a
-hang: bad JSON 400, failed validation 422, too large 413, unknown route 404, missing key 401,
+hang: bad JSON 400, a body that does not arrive within api.body_timeout_s 408, failed
+validation 422, too large 413, unknown route 404, missing key 401,
 rate limited 429 (+ Retry-After), aspects 501 (when aspects.enabled is false), a post the model
 fails on 422 ``unprocessable``, saturation or a pipeline failure 503 (+ Retry-After).
 """
@@ -19,6 +20,7 @@ from quart import Quart, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from sentiflow.actors.messages import LANE, PipelineError, UnprocessablePostError
+from sentiflow.api import timeouts
 from sentiflow.api.console import console_blueprint
 from sentiflow.api.metrics import CONTENT_TYPE, ApiMetrics, NodeCollector
 from sentiflow.api.model_health import add_openapi, model_blueprint
@@ -82,6 +84,8 @@ def create_app(node: Node) -> Quart:
     api = settings.api
     app = Quart("sentiflow")
     app.config["MAX_CONTENT_LENGTH"] = api.max_body_bytes
+    # Bodies are read under api.body_timeout_s by read_body (api/timeouts.py: no task each).
+    app.config["BODY_TIMEOUT"] = None
     limits = ValidationLimits.from_settings(api)
     keys = ApiKeyChecker.from_settings(api)
     limiter = TokenBucketLimiter.from_settings(api)
@@ -92,10 +96,16 @@ def create_app(node: Node) -> Quart:
     openapi = openapi_document()
     add_openapi(openapi)
 
+    async def read_body() -> bytes:
+        try:
+            return await timeouts.read_body(request, api.body_timeout_s)
+        except timeouts.BodyTimeoutError as exc:
+            raise ApiError(408, "request_timeout", str(exc)) from None
+
     async def parse(model: type[ClassifyRequest] | type[BatchRequest],
                     request_id: str | None = None) -> Any:
         """The body as ``model``; ``request_id``: the body's ``request_id`` when it has none."""
-        raw = await request.get_data(as_text=False)
+        raw = await read_body()
         try:  # Python's json, then the schema (see schemas.load_json for why)
             body = load_json(raw)
             if request_id is not None and isinstance(body, dict):
@@ -136,6 +146,7 @@ def create_app(node: Node) -> Quart:
         request_id: str | None = g.get("request_id")
         if request_id is not None:
             response.headers.setdefault("X-Request-ID", request_id)
+        timeouts.drop_small_response_timeout(response)
         return response
 
     @app.errorhandler(ApiError)
@@ -228,7 +239,7 @@ def create_app(node: Node) -> Quart:
     @app.post("/api/review/<request_id>")
     async def review_label(request_id: str) -> tuple[JSON, int]:
         try:
-            body = parse_label(await request.get_data(as_text=False))
+            body = parse_label(await read_body())
         except ReviewInputError as exc:
             raise ApiError(exc.status, exc.error, exc.detail) from None
         try:

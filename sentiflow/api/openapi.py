@@ -64,12 +64,12 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Classify one text",
                 "requestBody": {"required": True, **_json(ClassifyRequest)},
                 "responses": {"200": {"description": "The result", **_json(ClassifyResponse)},
-                              **_errors(400, 413, 422, 501), **common}}},
+                              **_errors(400, 408, 413, 422, 501), **common}}},
             "/api/classify/batch": {"post": {
                 "summary": "Queue texts; results go to the webhook and GET /api/batches/{id}",
                 "requestBody": {"required": True, **_json(BatchRequest)},
                 "responses": {"202": {"description": "Queued", **_json(BatchAccepted)},
-                              **_errors(400, 413, 422), **common}}},
+                              **_errors(400, 408, 413, 422), **common}}},
             "/api/batches/{batch_id}": {"get": {
                 "summary": "Batch status, progress and results so far",
                 "parameters": [{"name": "batch_id", "in": "path", "required": True,
@@ -99,7 +99,7 @@ def openapi_document() -> dict[str, Any]:
                 "requestBody": {"required": True, **_json(ReviewLabelRequest)},
                 "responses": {"200": {"description": "The resolved item",
                                       **_json(ReviewItemOut)},
-                              **_errors(400, 404, 409, 422), **common}}},
+                              **_errors(400, 404, 408, 409, 422), **common}}},
             "/healthz": {"get": {"summary": "Alive", "responses": {"200": {
                 "description": "The process answers"}}}},
             "/readyz": {"get": {"summary": "Tree started and model loaded", "responses": {

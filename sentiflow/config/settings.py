@@ -127,6 +127,9 @@ class ApiSettings(_Section):
     rate_limit_per_second: FiniteNonNegative = 100.0
     #: Token-bucket capacity per API key (requests allowed in a burst).
     rate_limit_burst: PositiveInt = 200
+    #: How long a request's body may take to arrive once its headers have; past it the API
+    #: answers 408 (a client trickling a body cannot hold a request open for ever).
+    body_timeout_s: FinitePositive = 30.0
     #: Upper bound on one classify request end to end; past it the API answers 503.
     request_timeout_s: FinitePositive = 10.0
     #: How long a request may wait for mailbox space before the API answers 503.

@@ -117,6 +117,29 @@ async def test_limits_routes_and_operations_endpoints(api_settings: Callable[...
         assert "ClassifyRequest" in spec["components"]["schemas"]
 
 
+async def test_a_trickled_body_gets_408_and_the_server_keeps_serving(
+        api_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
+    """A client that sends the headers and part of the body, then stalls, gets a 408 JSON error
+    after api.body_timeout_s instead of holding the request open (api/timeouts.py)."""
+    settings = api_settings(API__BODY_TIMEOUT_S="0.3")
+    async with served(settings, detector) as client:
+        stream = await anyio.connect_tcp(settings.api.host, settings.api.port)
+        async with stream:
+            await stream.send(b"POST /api/classify HTTP/1.1\r\nHost: t\r\n"
+                              b"Content-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+                              b'{"text": "goo')
+            reply = b""
+            with anyio.fail_after(5):
+                while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+                    reply += await stream.receive()
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), head
+        assert json.loads(body)["error"] == "request_timeout"
+        assert "0.3 s" in json.loads(body)["detail"]
+        ok = await client.post("/api/classify", json={"text": "good"})
+        assert ok.status_code == 200
+
+
 async def test_api_keys_and_rate_limit(api_settings: Callable[..., Settings],
                                        detector: LanguageDetector) -> None:
     settings = api_settings(API__API_KEYS='["key-aaaaaaaa"]', API__RATE_LIMIT_PER_SECOND="1",
