@@ -28,12 +28,14 @@ import numpy.typing as npt
 from sentiflow.actors.batching import MicroBatchingActor
 from sentiflow.actors.messages import (
     PipelineError,
+    Post,
     Scored,
     Submission,
     UnprocessablePostError,
     request_ids,
 )
-from sentiflow.models.base import SentimentBackend, is_lightweight
+from sentiflow.models.base import NormalizedInputBackend, SentimentBackend, is_lightweight
+from sentiflow.models.preprocess import normalize_batch
 from sentiflow.ops.logs import post_fields
 from sentiflow.runtime import SIZE_BOUNDS, ActorRef, Offloader
 
@@ -111,9 +113,18 @@ class Classifier(MicroBatchingActor[Submission]):
                    model_name=backend.name, model_version=backend.version, lane=lane),
             priority=lane)
 
-    def _predict(self, backend: SentimentBackend, texts: list[str], languages: list[str]
-                 ) -> npt.NDArray[np.float32]:
-        """In a worker thread: one call into the backend at a time across all its callers."""
+    def _predict(self, backend: SentimentBackend, posts: list[Post]) -> npt.NDArray[np.float32]:
+        """On the loop or in a worker thread: one call into the backend at a time across all
+        its callers. A backend that takes normalised input gets each post's text as the
+        language stage normalised it (the rest normalised here), else the raw texts."""
+        languages = [p.language for p in posts]
+        with self._call_lock:
+            if isinstance(backend, NormalizedInputBackend):
+                return backend.predict_proba_normalized(normalized_texts(posts), languages)
+            return backend.predict_proba([p.request.text for p in posts], languages)
+
+    def _predict_texts(self, backend: SentimentBackend, texts: list[str], languages: list[str]
+                       ) -> npt.NDArray[np.float32]:
         with self._call_lock:
             return backend.predict_proba(texts, languages)
 
@@ -123,13 +134,13 @@ class Classifier(MicroBatchingActor[Submission]):
             self._offload = (backend, Offloader(budget))
         return self._offload[1]
 
-    async def _run_model(self, backend: SentimentBackend, texts: list[str],
-                         languages: list[str]) -> npt.NDArray[np.float32]:
+    async def _run_model(self, backend: SentimentBackend, posts: list[Post]
+                         ) -> npt.NDArray[np.float32]:
         """``_predict`` on the loop or in a worker thread (the Offloader decides). Never on
         the loop while another caller (an aspect worker's thread) holds the call lock: the
         loop would wait for that caller's whole batch."""
         offload = self._offloader(backend)
-        result = await offload.run(self._predict, backend, texts, languages, cost=len(texts),
+        result = await offload.run(self._predict, backend, posts, cost=len(posts),
                                    may_inline=not self._call_lock.locked())
         if offload.last_inline:
             self._inline.inc()
@@ -142,11 +153,10 @@ class Classifier(MicroBatchingActor[Submission]):
         answer those with UnprocessablePostError and score the rest. If no part succeeds
         (more than one submission and all fail) the fault is the model's, not the input's:
         re-raise, and the supervisor restarts this actor."""
-        texts = [p.request.text for s in subs for p in s.posts]
-        languages = [p.language for s in subs for p in s.posts]
+        posts = [p for s in subs for p in s.posts]
         started = time.perf_counter()
         try:
-            probabilities = await self._run_model(backend, texts, languages)
+            probabilities = await self._run_model(backend, posts)
         except Exception as exc:
             if len(subs) == 1:
                 if not await self._model_works(backend):
@@ -167,8 +177,8 @@ class Classifier(MicroBatchingActor[Submission]):
                 raise
             return left + right, left_p + right_p
         self._inference.observe(time.perf_counter() - started)
-        self._sizes.observe(len(texts))
-        self._posts.inc(len(texts))
+        self._sizes.observe(len(posts))
+        self._posts.inc(len(posts))
         return subs, [np.asarray(probabilities, dtype=np.float32)]
 
     async def _model_works(self, backend: SentimentBackend) -> bool:
@@ -176,7 +186,19 @@ class Classifier(MicroBatchingActor[Submission]):
         canary passes) from a broken model (it fails too), so that a broken model under light
         load - one submission per batch - is not mistaken for a stream of bad posts."""
         try:
-            await anyio.to_thread.run_sync(self._predict, backend, [CANARY_TEXT], ["en"])
+            await anyio.to_thread.run_sync(self._predict_texts, backend, [CANARY_TEXT], ["en"])
         except Exception:
             return False
         return True
+
+
+def normalized_texts(posts: list[Post]) -> list[str]:
+    """Each post's normalised text: the language stage's where it computed one, the others
+    normalised here in one call."""
+    texts = [p.normalized for p in posts]
+    todo = [i for i, text in enumerate(texts) if text is None]
+    if todo:
+        for i, text in zip(todo, normalize_batch([posts[i].request.text for i in todo]),
+                           strict=True):
+            texts[i] = text
+    return [text or "" for text in texts]

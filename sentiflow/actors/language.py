@@ -71,19 +71,22 @@ class LanguageDetectorActor(MicroBatchingActor[Submission]):
 
     async def flush_batch(self, messages: list[Submission]) -> None:
         resolved = [[p.request.language for p in m.posts] for m in messages]
+        normalized: list[list[str | None]] = [[None] * len(m.posts) for m in messages]
         auto = [(j, i) for j, m in enumerate(messages) for i, p in enumerate(m.posts)
                 if p.request.language == "auto"]
         if auto:
-            normalized = normalize_batch([messages[j].posts[i].request.text for j, i in auto])
-            guesses = self._detector().detect_batch_normalized(normalized)
-            for (j, i), guess in zip(auto, guesses, strict=True):
+            texts = normalize_batch([messages[j].posts[i].request.text for j, i in auto])
+            guesses = self._detector().detect_batch_normalized(texts)
+            for (j, i), text, guess in zip(auto, texts, guesses, strict=True):
                 resolved[j][i] = guess.language
+                normalized[j][i] = text  # passed on: the classifier need not normalise again
         # Realtime first (stable: FIFO within a lane), each submission with its own lane.
         for j in sorted(range(len(messages)), key=lambda k: messages[k].lane):
             message = messages[j]
             forwarded = Submission(
-                posts=tuple(replace(p, language=lang)
-                            for p, lang in zip(message.posts, resolved[j], strict=True)),
+                posts=tuple(replace(p, language=lang, normalized=text)
+                            for p, lang, text in zip(message.posts, resolved[j], normalized[j],
+                                                     strict=True)),
                 reply=message.reply,
                 lane=message.lane,
             )

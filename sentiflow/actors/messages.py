@@ -43,6 +43,10 @@ class Post:
     accepted_at: float
     #: Resolved language: the caller's code, the detector's guess, or "und". "" before detection.
     language: str = ""
+    #: ``normalize_batch``'s view of the text when a stage already computed it (the language
+    #: stage does for "auto" posts), so that a backend taking normalised input does not
+    #: normalise it again (sentiflow.models.base.NormalizedInputBackend).
+    normalized: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,7 +100,12 @@ class EmbeddedLinearBackend:
         """Uncalibrated scores of raw texts; an empty or ``und`` language is detected here."""
         if len(texts) != len(languages):
             raise ValueError("languages must align with texts")
-        normalized = normalize_batch(texts)
+        return self._scores_normalized(normalize_batch(texts), languages)
+
+    def _scores_normalized(self, normalized: Sequence[str], languages: Sequence[str]
+                           ) -> npt.NDArray[np.float32]:
+        if len(normalized) != len(languages):
+            raise ValueError("languages must align with texts")
         langs = self.detector.resolve(
             normalized, [lang if lang and lang != UND else None for lang in languages])
         return self.raw_scores(normalized, langs)
@@ -108,6 +113,13 @@ class EmbeddedLinearBackend:
     def predict_proba(self, texts: Sequence[str], languages: Sequence[str]) -> Probabilities:
         """Calibrated probabilities; an empty or ``und`` language is detected here."""
         return self.calibrator(self.scores(texts, languages))
+
+    def predict_proba_normalized(self, normalized: Sequence[str], languages: Sequence[str]
+                                 ) -> Probabilities:
+        """:meth:`predict_proba` of texts already through ``normalize_batch`` (the pipeline's
+        language stage normalises "auto" posts; :class:`~sentiflow.models.base.
+        NormalizedInputBackend`)."""
+        return self.calibrator(self._scores_normalized(normalized, languages))
 
     def classify(self, texts: Sequence[object], languages: Sequence[str | None] | None = None,
                  max_length: int = DEFAULT_MAX_LENGTH) -> list[Prediction]:

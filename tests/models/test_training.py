@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from sentiflow.cli import main
-from sentiflow.models.base import SentimentBackend
+from sentiflow.models.base import NormalizedInputBackend, SentimentBackend
 from sentiflow.models.dataset import load_extra_labels, load_split
 from sentiflow.models.embedded import EmbeddedLinearBackend, load_version
 from sentiflow.models.errors import (
@@ -21,6 +21,7 @@ from sentiflow.models.errors import (
 from sentiflow.models.evaluation import evaluate
 from sentiflow.models.features import FeatureConfig
 from sentiflow.models.langid import LanguageDetector
+from sentiflow.models.preprocess import normalize_batch
 from sentiflow.models.training import TrainConfig, load_or_train_default, train_default
 from sentiflow.models.versioning import active_version_id, list_versions
 
@@ -60,6 +61,21 @@ def test_train_save_load_round_trip(tiny_data: Path, tmp_path: Path,
     assert v.created_at
     assert set(v.per_language_f1) == {"en", "xx"}
     assert [m.version_id for m in list_versions(models)] == ["v1"]
+
+
+def test_normalised_input_scores_as_the_raw_text(tiny_data: Path, tmp_path: Path,
+                                                  detector: LanguageDetector) -> None:
+    """The pipeline hands the embedded model the language stage's normalised text; the
+    probabilities must be those of the raw text (``und`` still detected by the model)."""
+    backend = _train(tiny_data, tmp_path / "models", detector)
+    assert isinstance(backend, NormalizedInputBackend)
+    texts = ["I LOVE this sooooo much!!! https://x.y/z", "worst purchase EVER @shop", "ok"]
+    languages = ["en", "en", "und"]
+    np.testing.assert_array_equal(
+        backend.predict_proba_normalized(normalize_batch(texts), languages),
+        backend.predict_proba(texts, languages))
+    with pytest.raises(ValueError, match="align"):
+        backend.predict_proba_normalized(normalize_batch(texts), ["en"])
 
 
 def test_refuses_to_overwrite_without_force(tiny_data: Path, tmp_path: Path,

@@ -65,3 +65,17 @@ class LightweightLexicon(LexiconBackend):
     def predict_proba(self, texts: Sequence[str], languages: Sequence[str]) -> Probabilities:
         self.threads.append(threading.get_ident())
         return super().predict_proba(texts, languages)
+
+
+class NormalizingLexicon(LexiconBackend):
+    """The same classifier taking normalised input too
+    (sentiflow.models.base.NormalizedInputBackend), recording which entry point each call took."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.normalized_calls: list[list[str]] = []
+
+    def predict_proba_normalized(self, normalized: Sequence[str], languages: Sequence[str]
+                                 ) -> Probabilities:
+        self.normalized_calls.append(list(normalized))
+        return super().predict_proba(normalized, languages)

@@ -15,10 +15,11 @@ from sentiflow.config.settings import Settings
 from sentiflow.config.tree import SINK, classifier_path
 from sentiflow.models.base import Probabilities
 from sentiflow.models.langid import LanguageDetector
+from sentiflow.models.preprocess import normalize_text
 from sentiflow.node import Node, open_node
 from sentiflow.runtime import ActorSnapshot, HistogramSnapshot, MailboxFull
 from sentiflow.stores.records import ClassificationRequest
-from tests.node.backends import LexiconBackend, LightweightLexicon
+from tests.node.backends import LexiconBackend, LightweightLexicon, NormalizingLexicon
 
 pytestmark = pytest.mark.anyio
 
@@ -265,6 +266,22 @@ async def test_other_models_always_run_in_a_worker_thread(
                                       timeout=5)
     assert seen
     assert threading.get_ident() not in seen
+
+
+async def test_a_post_is_normalised_once_for_a_backend_that_takes_normalised_text(
+        make_settings: Callable[..., Settings], detector: LanguageDetector) -> None:
+    """The language stage's normalised text of an "auto" post goes to the model as it is; a
+    post with its own language (never normalised by that stage) is normalised in the
+    classifier; the model's raw entry point is not used."""
+    backend = NormalizingLexicon()
+    auto = "Sooooo GOOD!!! see https://example.com @shop"
+    forced = "Das Essen war  SCHLECHT"
+    async with open_node(make_settings(), backends=[backend], detector=detector) as node:
+        results = await node.entry.classify([req(auto, "a"), req(forced, "f", language="de")],
+                                            lane=LANE["standard"], timeout=5)
+    assert [r.sentiment for r in results] == ["positive", "negative"]
+    assert backend.normalized_calls == [[normalize_text(auto), normalize_text(forced)]]
+    assert backend.calls == backend.normalized_calls  # no call through predict_proba
 
 
 def _count_detector_calls(detector: LanguageDetector, monkeypatch: pytest.MonkeyPatch
