@@ -1,6 +1,6 @@
 """`POST /api/classify` under load: the node's actor tree vs a plain Quart handler, same run.
 
-    python -m bench.bench_api --asgi uvicorn   # about 13 minutes
+    python -m bench.bench_api --asgi uvicorn   # about 15 minutes
     python -m bench.bench_api --quick      # a smoke run, about a minute
 
 Every server runs in its own process on loopback with the embedded default model (trained on
@@ -482,7 +482,7 @@ async def main_async(args: argparse.Namespace) -> None:
         plain = f"plain/{rest}"
         if kind != "plain" and cpu.get(plain):
             print(f"server CPU per request, {server} vs {plain}: {cpu[server]:.0f} vs "
-                  f"{cpu[plain]:.0f} us (+{cpu[server] / cpu[plain] - 1:.0%})")
+                  f"{cpu[plain]:.0f} us ({cpu[server] / cpu[plain] - 1:+.0%})")
         if kind != "plain" and closed.get(plain):
             overhead = 1 - closed[server] / closed[plain]
             summary[f"overhead_{server}"] = overhead
