@@ -98,8 +98,6 @@ class EmbeddedLinearBackend:
 
     def scores(self, texts: Sequence[str], languages: Sequence[str]) -> npt.NDArray[np.float32]:
         """Uncalibrated scores of raw texts; an empty or ``und`` language is detected here."""
-        if len(texts) != len(languages):
-            raise ValueError("languages must align with texts")
         return self._scores_normalized(normalize_batch(texts), languages)
 
     def _scores_normalized(self, normalized: Sequence[str], languages: Sequence[str]

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
+import httpx
 import pytest
 from quart import Response
 from quart.wrappers.response import DataBody, IterableBody
@@ -33,36 +34,13 @@ def anyio_backend() -> str:
 
 
 async def post(app: Any, body: bytes) -> tuple[int, bytes]:
-    """One ``POST /api/classify`` as uvicorn hands it over (body in one message)."""
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "POST", "scheme": "http", "path": "/api/classify",
-             "raw_path": b"/api/classify", "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"t"), (b"content-type", b"application/json"),
-                         (b"content-length", str(len(body)).encode())],
-             "client": ("127.0.0.1", 5), "server": ("127.0.0.1", 8000)}
-    done = asyncio.Event()
-    sent = False
-    status, chunks = 0, []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await done.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        else:
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                done.set()
-
-    await app(scope, receive, send)
-    return status, b"".join(chunks)
+    """One ``POST /api/classify`` through the app's ASGI interface (httpx's ASGI transport:
+    the body in one message, as uvicorn hands it over)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.post("/api/classify", content=body,
+                                     headers={"content-type": "application/json"})
+    return response.status_code, response.content
 
 
 async def test_a_classify_request_starts_at_most_three_tasks(
